@@ -1,0 +1,142 @@
+"""Layers shared by several families: BatchNorm with per-device groups, LRN, conv + BN + activation.
+
+Families keep layers that only they use in their own file; what two families share lives here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# He et al. 2015 ("Delving deep into rectifiers") initialisation, as the ResNet/VGG papers used it.
+he_normal = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+class BatchNorm(nn.Module):
+  """Batch normalisation (Ioffe & Szegedy 2015) over the global batch or over groups of it.
+
+  `group_size=0` normalises over the whole (global, sharded) batch. `group_size=k` normalises each run
+  of k consecutive examples on its own, as the papers trained with k images per GPU ("ghost" BN); the
+  running statistics average the groups. With the batch sharded along the mesh's data axis and k
+  dividing the per-device batch, every group lives on one device, so no cross-device reduction is done.
+  Parameter names match `flax.linen.BatchNorm` (scale, bias; mean, var in `batch_stats`).
+  """
+
+  momentum: float = 0.9
+  epsilon: float = 1e-5
+  group_size: int = 0
+  use_scale: bool = True
+  use_bias: bool = True
+  scale_init: Callable[..., Any] = nn.initializers.ones
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    features = x.shape[-1]
+    ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32))
+    ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((features,), jnp.float32))
+    if train:
+      xf = x.astype(jnp.float32)
+      if self.group_size and x.shape[0] > self.group_size:
+        if x.shape[0] % self.group_size:
+          raise ValueError(f"batch {x.shape[0]} is not a multiple of bn_group_size {self.group_size}")
+        xf = xf.reshape((x.shape[0] // self.group_size, self.group_size) + x.shape[1:])
+        axes = tuple(range(1, xf.ndim - 1))
+      else:
+        xf = xf[None]
+        axes = tuple(range(1, xf.ndim - 1))
+      mean = jnp.mean(xf, axes, keepdims=True)
+      var = jnp.mean(jnp.square(xf - mean), axes, keepdims=True)
+      if not self.is_initializing():
+        ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean.mean(0).reshape(-1)
+        ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var.mean(0).reshape(-1)
+      y = (xf - mean) * jax.lax.rsqrt(var + self.epsilon)
+      y = y.reshape(x.shape)
+    else:
+      y = (x.astype(jnp.float32) - ra_mean.value) * jax.lax.rsqrt(ra_var.value + self.epsilon)
+    if self.use_scale:
+      y = y * self.param("scale", self.scale_init, (features,), jnp.float32)
+    if self.use_bias:
+      y = y + self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
+    return y.astype(self.dtype or x.dtype)
+
+
+class LocalResponseNorm(nn.Module):
+  """Local response normalisation across channels, Krizhevsky et al. 2012 §3.3.
+
+  b = a / (k + alpha/n * sum_{n neighbouring channels} a^2)^beta with the paper's k=2, n=5,
+  alpha=1e-4, beta=0.75. `alpha_per_size=True` divides alpha by n as Caffe and PyTorch do (the
+  AlexNet paper's formula does not divide); the default follows the paper.
+  """
+
+  size: int = 5
+  k: float = 2.0
+  alpha: float = 1e-4
+  beta: float = 0.75
+  alpha_per_size: bool = False
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    sq = jnp.square(x.astype(jnp.float32))
+    half = self.size // 2
+    summed = jax.lax.reduce_window(sq, 0.0, jax.lax.add, (1,) * (x.ndim - 1) + (self.size,),
+                                   (1,) * x.ndim,
+                                   [(0, 0)] * (x.ndim - 1) + [(half, self.size - 1 - half)])
+    alpha = self.alpha / self.size if self.alpha_per_size else self.alpha
+    return (x / jnp.power(self.k + alpha * summed, self.beta)).astype(x.dtype)
+
+
+class ConvBN(nn.Module):
+  """Convolution, optional BatchNorm, optional activation: the unit most families are made of."""
+
+  features: int
+  kernel: Sequence[int] = (3, 3)
+  strides: int | Sequence[int] = 1
+  padding: Any = "SAME"
+  bn: bool = True
+  act: Callable[[jax.Array], jax.Array] | None = nn.relu
+  groups: int = 1
+  bn_group_size: int = 0
+  bn_epsilon: float = 1e-5
+  bn_scale_init: Callable[..., Any] = nn.initializers.ones
+  kernel_init: Callable[..., Any] = he_normal
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    strides = (self.strides,) * 2 if isinstance(self.strides, int) else tuple(self.strides)
+    x = nn.Conv(self.features, tuple(self.kernel), strides, padding=self.padding,
+                use_bias=not self.bn, feature_group_count=self.groups,
+                kernel_init=self.kernel_init, dtype=self.dtype, name="conv")(x)
+    if self.bn:
+      x = BatchNorm(group_size=self.bn_group_size, epsilon=self.bn_epsilon,
+                    scale_init=self.bn_scale_init, dtype=self.dtype, name="bn")(x, train)
+    return self.act(x) if self.act is not None else x
+
+
+def max_pool(x: jax.Array, window: int, stride: int, padding: Any = "VALID") -> jax.Array:
+  return nn.max_pool(x, (window, window), (stride, stride), padding=padding)
+
+
+def avg_pool(x: jax.Array, window: int, stride: int, padding: Any = "VALID") -> jax.Array:
+  return nn.avg_pool(x, (window, window), (stride, stride), padding=padding)
+
+
+def global_avg_pool(x: jax.Array) -> jax.Array:
+  return jnp.mean(x, axis=(1, 2))
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+  """Activation by config name: relu, tanh, scaled_tanh (LeCun 1998: 1.7159 tanh(2x/3)), sigmoid."""
+  table = {
+      "relu": nn.relu,
+      "tanh": jnp.tanh,
+      "scaled_tanh": lambda x: 1.7159 * jnp.tanh(2.0 * x / 3.0),
+      "sigmoid": nn.sigmoid,
+  }
+  if name not in table:
+    raise ValueError(f"Unknown activation {name!r}; known: {', '.join(table)}.")
+  return table[name]

@@ -1,0 +1,170 @@
+"""ResNet v1 and its plain counterparts (He et al. 2015), pre-activation ResNet v2 (He et al. 2016).
+
+One module covers the family; the paper's design choices are fields:
+- `depth` picks the layout: ImageNet depths 18/34/50/101/152/200 (He et al. 2015 Table 1) with the
+  7x7 stem, or CIFAR depths 6n+2 (20, 32, 44, 56, 110, 1202; §4.2) with 3x3 basic blocks of widths
+  16/32/64, or 9n+2 (164, 1001) with bottleneck blocks (He et al. 2016 §4).
+- `residual=False` gives the plain net of the same depth: the same layers without the shortcuts.
+- `shortcut`: 'A' zero-padded identity, 'B' projection where the shape changes, 'C' all projections.
+- `preact=True` gives ResNet v2: BN-ReLU-conv ordering, identity shortcuts kept clean (2016, Fig. 4e).
+- `stride_on_3x3=True` puts the bottleneck's stride on its 3x3 conv (torchvision's "v1.5"); the
+  paper puts it on the first 1x1 (default).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from classic.models import register
+from classic.models.layers import BatchNorm, ConvBN, he_normal
+
+IMAGENET_STAGES = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+    200: ("bottleneck", (3, 24, 36, 3)),
+}
+
+
+def layout(depth: int, stem: str) -> tuple[str, tuple[int, ...]]:
+  """(block type, blocks per stage) for a depth, as in the papers' tables."""
+  if stem == "imagenet":
+    if depth not in IMAGENET_STAGES:
+      raise ValueError(f"ImageNet ResNet depth must be one of {sorted(IMAGENET_STAGES)}, got {depth}.")
+    return IMAGENET_STAGES[depth]
+  if stem != "cifar":
+    raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}.")
+  if (depth - 2) % 6 == 0 and depth not in (164, 1001):
+    return "basic", ((depth - 2) // 6,) * 3
+  if (depth - 2) % 9 == 0:
+    return "bottleneck", ((depth - 2) // 9,) * 3
+  raise ValueError(f"CIFAR ResNet depth must be 6n+2 (basic) or 9n+2 (bottleneck), got {depth}.")
+
+
+def _pad(k: int) -> tuple[tuple[int, int], tuple[int, int]]:
+  return ((k // 2, k // 2), (k // 2, k // 2))  # symmetric, as the Caffe/Torch originals
+
+
+class Block(nn.Module):
+  """A basic (two 3x3) or bottleneck (1x1, 3x3, 1x1 x4) block, post- or pre-activation."""
+
+  features: int
+  strides: int
+  bottleneck: bool
+  residual: bool
+  shortcut: str
+  preact: bool
+  first_in_stage: bool
+  stride_on_3x3: bool = False
+  bn_group_size: int = 0
+  zero_init_last_bn: bool = False
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    conv = functools.partial(ConvBN, bn_group_size=self.bn_group_size, dtype=self.dtype)
+    bn = functools.partial(BatchNorm, group_size=self.bn_group_size, dtype=self.dtype)
+    out_features = self.features * 4 if self.bottleneck else self.features
+    if self.bottleneck:
+      s1, s3 = (1, self.strides) if self.stride_on_3x3 else (self.strides, 1)
+      specs = [(self.features, 1, s1), (self.features, 3, s3), (out_features, 1, 1)]
+    else:
+      specs = [(self.features, 3, self.strides), (self.features, 3, 1)]
+
+    if self.preact:
+      pre = nn.relu(bn(name="preact_bn")(x, train))
+      shortcut_in = pre if self.first_in_stage else x
+      y = pre
+      for i, (f, k, s) in enumerate(specs):
+        if i:
+          y = nn.relu(bn(name=f"bn{i}")(y, train))
+        y = nn.Conv(f, (k, k), s, padding=_pad(k), use_bias=False, kernel_init=he_normal,
+                    dtype=self.dtype, name=f"conv{i}")(y)
+    else:
+      shortcut_in = x
+      y = x
+      for i, (f, k, s) in enumerate(specs):
+        last = i == len(specs) - 1
+        y = conv(f, (k, k), s, padding=_pad(k), act=None if last else nn.relu,
+                 bn_scale_init=nn.initializers.zeros if (last and self.zero_init_last_bn)
+                 else nn.initializers.ones, name=f"unit{i}")(y, train)
+
+    if self.residual:
+      y = y + self._shortcut(shortcut_in, out_features, train)
+    return y if self.preact else nn.relu(y)
+
+  def _shortcut(self, x: jax.Array, out_features: int, train: bool) -> jax.Array:
+    changes_shape = self.strides != 1 or x.shape[-1] != out_features
+    if self.shortcut == "C" or (self.shortcut == "B" and changes_shape):
+      if self.preact:
+        return nn.Conv(out_features, (1, 1), self.strides, use_bias=False, kernel_init=he_normal,
+                       dtype=self.dtype, name="proj")(x)
+      return ConvBN(out_features, (1, 1), self.strides, padding="VALID", act=None,
+                    bn_group_size=self.bn_group_size, dtype=self.dtype, name="proj")(x, train)
+    if not changes_shape:
+      return x
+    if self.shortcut != "A":
+      raise ValueError(f"shortcut must be 'A', 'B' or 'C', got {self.shortcut!r}.")
+    # Option A: identity on a strided grid, the extra channels zero (He et al. 2015 §3.3).
+    x = x[:, :: self.strides, :: self.strides, :]
+    extra = out_features - x.shape[-1]
+    return jnp.pad(x, ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2)))
+
+
+@register("resnet")
+class ResNet(nn.Module):
+  """ResNet v1/v2 or plain net. See the module docstring for the fields' papers and tables."""
+
+  depth: int = 50
+  num_classes: int = 1000
+  stem: str = "imagenet"          # 'imagenet' (7x7/2 conv + 3x3/2 max pool) or 'cifar' (3x3 conv)
+  width: int = 0                  # channels of the first stage; 0 = 64 (ImageNet) or 16 (CIFAR)
+  residual: bool = True
+  shortcut: str = "B"
+  preact: bool = False
+  stride_on_3x3: bool = False
+  zero_init_last_bn: bool = False
+  bn_group_size: int = 0
+  remat: bool = False             # recompute each block's activations in the backward pass
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    block_type, stages = layout(self.depth, self.stem)
+    width = self.width or (64 if self.stem == "imagenet" else 16)
+    if self.stem == "imagenet":
+      if self.preact:
+        x = nn.Conv(width, (7, 7), 2, padding=_pad(7), use_bias=False, kernel_init=he_normal,
+                    dtype=self.dtype, name="stem_conv")(x)
+        x = nn.relu(BatchNorm(group_size=self.bn_group_size, dtype=self.dtype, name="stem_bn")(x, train))
+      else:
+        x = ConvBN(width, (7, 7), 2, padding=_pad(7), bn_group_size=self.bn_group_size,
+                   dtype=self.dtype, name="stem")(x, train)
+      x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+    elif self.preact:
+      x = nn.Conv(width, (3, 3), 1, padding=_pad(3), use_bias=False, kernel_init=he_normal,
+                  dtype=self.dtype, name="stem_conv")(x)
+    else:
+      x = ConvBN(width, (3, 3), 1, padding=_pad(3), bn_group_size=self.bn_group_size,
+                 dtype=self.dtype, name="stem")(x, train)
+
+    block_cls = nn.remat(Block, static_argnums=(2,)) if self.remat else Block
+    for stage, blocks in enumerate(stages):
+      for b in range(blocks):
+        x = block_cls(
+            features=width * 2**stage, strides=2 if (stage > 0 and b == 0) else 1,
+            bottleneck=block_type == "bottleneck", residual=self.residual, shortcut=self.shortcut,
+            preact=self.preact, first_in_stage=b == 0, stride_on_3x3=self.stride_on_3x3,
+            bn_group_size=self.bn_group_size, zero_init_last_bn=self.zero_init_last_bn,
+            dtype=self.dtype, name=f"stage{stage + 1}_block{b + 1}")(x, train)
+    if self.preact:
+      x = nn.relu(BatchNorm(group_size=self.bn_group_size, dtype=self.dtype, name="final_bn")(x, train))
+    x = jnp.mean(x, axis=(1, 2))
+    return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)

@@ -1,0 +1,102 @@
+"""Fields every config has, and the variant lookup each `configs/<family>.py` uses.
+
+A config file defines `get_config(arg)`; `--config=configs/resnet.py:plain34` calls it with 'plain34'.
+Every field below exists in every config, so `--config.x=v` overrides are typed and checked the same
+way for every family.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Callable
+
+import ml_collections
+
+# ImageNet channel statistics on the 0-255 scale (the values torchvision and most papers' code use).
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+CIFAR_MEAN = (125.31, 122.95, 113.87)
+CIFAR_STD = (62.99, 62.09, 66.70)
+
+
+def base() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.variant = ""
+  # Data. `dataset`: 'digits' (scikit-learn, bundled), a TFDS name ('mnist', 'cifar10', 'cifar100',
+  # 'imagenet2012', ...), or an image folder (a directory or .tar.gz with split/label/*.jpg|png).
+  c.dataset = "digits"
+  c.data_dir = ""              # TFDS data_dir; '' = TFDS's default (~/tensorflow_datasets)
+  c.cache_dir = ""             # decoded in-memory copies of small data sets; '' = ~/.cache/classic
+  c.train_split = "train"
+  c.eval_split = "test"
+  c.image_size = 32            # side of the (square) network input
+  c.augment = "none"           # 'none', 'cifar', 'imagenet' (scale aug.), 'inception' (area crop)
+  c.scale_range = (256, 480)   # 'imagenet' augmentation: shorter side sampled in this range
+  c.pca_lighting = 0.0         # AlexNet's PCA colour noise, std of the eigenvalue weights (0.1)
+  c.eval_crop = "center"       # 'center', 'ten_crop', 'full'
+  c.eval_resize = 256          # shorter side before the centre/10 crops of large images
+  c.pad = 0                    # pad images by this many zero pixels at load (MNIST 28 -> 32: 2)
+  c.mean = (0.0,)              # per-channel normalisation on the 0-255 scale
+  c.std = (255.0,)
+  c.in_memory = True           # decode the split once into RAM (small data sets)
+  c.corrupt_files = "stop"     # image folder with an unreadable file: 'stop' or 'skip'
+  # Schedule of the run.
+  c.batch_size = 128           # global, over all devices and hosts
+  c.eval_batch_size = 0        # 0 = batch_size
+  c.train_steps = 1000
+  c.seed = 0
+  c.log_every = 50
+  c.eval_every = 500
+  c.checkpoint_every = 500
+  c.keep_checkpoints = 3
+  c.eval_train_subset = 0      # if > 0, also evaluate on this many training images (eval mode)
+  # Optimisation.
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "sgd"     # 'sgd', 'rmsprop', 'adam'
+  c.optimizer.lr = 0.1
+  c.optimizer.momentum = 0.9
+  c.optimizer.nesterov = False
+  c.optimizer.weight_decay = 1e-4
+  c.optimizer.weight_decay_style = "l2"   # 'l2' (added to the gradient, as the papers) or 'decoupled'
+  c.optimizer.decay_params = "all"        # 'all' or 'kernels' (not biases, BN)
+  c.optimizer.rms_decay = 0.9
+  c.optimizer.eps = 1.0
+  c.optimizer.grad_clip = 0.0             # global-norm clipping, 0 = off
+  c.optimizer.schedule = "constant"       # 'constant', 'steps', 'exponential', 'cosine'
+  c.optimizer.boundaries = (0,)           # 'steps': lr is multiplied by `factor` at each boundary
+  c.optimizer.factor = 0.1
+  c.optimizer.scales = ()                 # 'steps': per-boundary multipliers instead of `factor`
+  c.optimizer.decay_every = 0             # 'exponential': lr *= factor every this many steps
+  c.optimizer.warmup_steps = 0
+  c.label_smoothing = 0.0
+  c.aux_weight = 0.3                      # weight of auxiliary classifiers' losses, where a model has them
+  c.ema_decay = 0.0                       # Polyak averaging of the weights; 0 = off
+  c.half_precision = False                # bf16 compute, fp32 parameters and optimizer state
+  c.nonfinite = "stop"                    # non-finite loss/gradient: 'stop' or 'skip' the update
+  c.init_from = ""                        # a workdir whose checkpoint initialises the weights
+  c.model = ml_collections.ConfigDict()
+  c.model.name = ""
+  c.model.num_classes = 10               # checked against the data set
+  return c
+
+
+def select(arg: str | None, variants: dict[str, Callable[[], ml_collections.ConfigDict]],
+           default: str, family: str) -> ml_collections.ConfigDict:
+  """Returns `variants[arg]()`; an unknown name fails with the valid ones (and the closest)."""
+  name = arg or default
+  if name not in variants:
+    close = difflib.get_close_matches(name, variants, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise ValueError(f"Unknown variant {name!r} of configs/{family}.py.{hint} "
+                     f"Valid variants: {', '.join(variants)}.")
+  config = variants[name]()
+  config.variant = f"{family}:{name}"
+  return config
+
+
+def steps_schedule(c: ml_collections.ConfigDict, lr: float, boundaries: tuple[int, ...],
+                   factor: float = 0.1) -> None:
+  c.optimizer.lr = lr
+  c.optimizer.schedule = "steps"
+  c.optimizer.boundaries = tuple(boundaries)
+  c.optimizer.factor = factor

@@ -1,0 +1,96 @@
+"""ResNet v1, plain nets (He et al. 2015) and pre-activation ResNet v2 (He et al. 2016) configs.
+
+ImageNet (§3.4): resnet18/34/50/101/152, plain18/34; batch 256, SGD momentum 0.9, lr 0.1 divided by 10
+at 30/60/90 epochs, 600k iterations, weight decay 1e-4, scale augmentation [256, 480] + 224 crop +
+flip + PCA colour noise, option-B shortcuts. preact18 ... preact200 use the same recipe (He et al. 2016).
+
+CIFAR-10 (§4.2): resnet20/32/44/56/110/1202, plain20 ... plain110, preact110/164/1001; batch 128,
+lr 0.1 divided by 10 at 32k and 48k, stop at 64k, weight decay 1e-4, momentum 0.9, pad-4 crop + flip,
+option-A shortcuts (the pre-activation nets use projections, option B, as in He et al. 2016).
+ResNet-110 (and 1202) start at lr 0.01 for 400 iterations, as §4.2 describes.
+"""
+
+import functools
+
+from configs import common
+
+IMAGENET_DEPTHS = (18, 34, 50, 101, 152)
+CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
+STEPS_PER_EPOCH_IMAGENET = 5005  # 1,281,167 / 256
+
+
+def imagenet(depth: int, residual: bool = True, preact: bool = False):
+  c = common.base()
+  c.dataset = "imagenet2012"
+  c.eval_split = "validation"
+  c.image_size = 224
+  c.augment = "imagenet"
+  c.pca_lighting = 0.1
+  c.in_memory = False
+  c.mean, c.std = common.IMAGENET_MEAN, common.IMAGENET_STD
+  c.batch_size = 256
+  c.train_steps = 600_000
+  c.log_every = 100
+  c.eval_every = 10 * STEPS_PER_EPOCH_IMAGENET
+  c.checkpoint_every = 2000
+  common.steps_schedule(c, 0.1, [e * STEPS_PER_EPOCH_IMAGENET for e in (30, 60, 90)])
+  c.model.name = "resnet"
+  c.model.num_classes = 1000
+  c.model.depth = depth
+  c.model.stem = "imagenet"
+  c.model.residual = residual
+  c.model.shortcut = "B"
+  c.model.preact = preact
+  c.model.bn_group_size = 0
+  c.model.remat = False
+  return c
+
+
+def cifar(depth: int, residual: bool = True, preact: bool = False):
+  c = common.base()
+  c.dataset = "cifar10"
+  c.image_size = 32
+  c.augment = "cifar"
+  c.mean, c.std = common.CIFAR_MEAN, common.CIFAR_STD
+  c.batch_size = 128
+  c.eval_batch_size = 500
+  c.train_steps = 64_000
+  c.log_every = 100
+  c.eval_every = 2000
+  c.checkpoint_every = 2000
+  if depth >= 110:
+    c.optimizer.lr = 0.01
+    c.optimizer.schedule = "steps"
+    c.optimizer.boundaries = (400, 32_000, 48_000)
+    c.optimizer.scales = (10.0, 0.1, 0.1)
+  else:
+    common.steps_schedule(c, 0.1, [32_000, 48_000])
+  c.model.name = "resnet"
+  c.model.num_classes = 10
+  c.model.depth = depth
+  c.model.stem = "cifar"
+  c.model.residual = residual
+  c.model.shortcut = "B" if preact else "A"
+  c.model.preact = preact
+  c.model.bn_group_size = 0
+  c.model.remat = False
+  return c
+
+
+VARIANTS = {}
+for _d in IMAGENET_DEPTHS:
+  VARIANTS[f"resnet{_d}"] = functools.partial(imagenet, _d)
+for _d in (18, 34):
+  VARIANTS[f"plain{_d}"] = functools.partial(imagenet, _d, residual=False)
+for _d in CIFAR_DEPTHS:
+  VARIANTS[f"resnet{_d}"] = functools.partial(cifar, _d)
+for _d in (20, 32, 44, 56, 110):
+  VARIANTS[f"plain{_d}"] = functools.partial(cifar, _d, residual=False)
+for _d in (18, 34, 50, 101, 152, 200):
+  VARIANTS[f"preact{_d}"] = functools.partial(imagenet, _d, preact=True)
+for _d in (110, 164, 1001):
+  VARIANTS[f"preact{_d}"] = functools.partial(cifar, _d, preact=True)
+
+
+def get_config(arg=None):
+  return common.select(arg, VARIANTS, "resnet20", "resnet")
