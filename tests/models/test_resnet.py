@@ -1,0 +1,87 @@
+"""ResNet v1 / plain / pre-activation v2: layouts, parameter counts of the papers, shapes."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from classic import models
+from configs import resnet as resnet_configs
+
+
+def n_params(config, size):
+  module = models.build(config.model)
+  shapes = jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.zeros((1, size, size, 3))))
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes["params"]))
+
+
+# He et al. 2015 Table 6 (CIFAR-10, option A): 0.27M, 0.46M, 0.66M, 0.85M, 1.7M, 19.4M.
+@pytest.mark.parametrize("variant,millions", [("resnet20", 0.27), ("resnet32", 0.46), ("resnet44", 0.66),
+                                              ("resnet56", 0.85), ("resnet110", 1.7), ("resnet1202", 19.4)])
+def test_cifar_param_counts_match_paper(variant, millions):
+  config = resnet_configs.get_config(variant)
+  assert round(n_params(config, 32) / 1e6, 2 if millions < 1 else 1) == millions
+
+
+# He et al. 2016 Table 2 / §4: pre-activation ResNet-164 1.7M.
+def test_preact164_param_count_matches_paper():
+  assert round(n_params(resnet_configs.get_config("preact164"), 32) / 1e6, 1) == 1.7
+
+
+@pytest.mark.parametrize("depth,count", [(18, 11_689_512), (34, 21_797_672), (50, 25_557_032),
+                                         (101, 44_549_160), (152, 60_192_808)])
+def test_imagenet_param_counts(depth, count):
+  # The canonical ImageNet counts (option B), as every reimplementation of He et al. 2015 Table 1 has.
+  assert n_params(resnet_configs.get_config(f"resnet{depth}"), 224) == count
+
+
+@pytest.mark.parametrize("variant", sorted(resnet_configs.VARIANTS))
+def test_every_variant_builds_with_the_right_output_shape(variant):
+  config = resnet_configs.get_config(variant)
+  size = 32 if config.model.stem == "cifar" else 64  # small input: shapes only, fast
+  module = models.build(config.model)
+  out = jax.eval_shape(lambda: module.init_with_output(
+      jax.random.key(0), jnp.zeros((2, size, size, 3)), train=True, mutable=True)[0])
+  assert out.shape == (2, config.model.num_classes)
+
+
+def test_plain_net_has_the_same_layers_without_shortcuts():
+  residual = resnet_configs.get_config("resnet20")
+  plain = resnet_configs.get_config("plain20")
+  # Option A shortcuts have no parameters: the plain net's parameter count is identical.
+  assert n_params(residual, 32) == n_params(plain, 32)
+  x = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
+  m_res, m_plain = models.build(residual.model), models.build(plain.model)
+  variables = m_res.init(jax.random.key(0), x)
+  assert not np.allclose(m_res.apply(variables, x), m_plain.apply(variables, x))
+
+
+@pytest.mark.parametrize("shortcut,extra", [("A", 0), ("B", 2), ("C", 9)])
+def test_shortcut_options_add_projections(shortcut, extra):
+  config = resnet_configs.get_config("resnet20")
+  config.model.shortcut = shortcut
+  module = models.build(config.model)
+  variables = jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
+  projections = [k for k in jax.tree_util.tree_flatten_with_path(variables["params"])[0]
+                 if "proj" in jax.tree_util.keystr(k[0]) and "kernel" in jax.tree_util.keystr(k[0])]
+  assert len(projections) == extra
+
+
+def test_ghost_batchnorm_normalises_each_group_alone():
+  from classic.models.layers import BatchNorm
+  x = jnp.concatenate([jnp.zeros((4, 1, 1, 2)), 10 + jnp.ones((4, 1, 1, 2)) * jnp.arange(4)[:, None, None, None]])
+  bn = BatchNorm(group_size=4)
+  variables = bn.init(jax.random.key(0), x, train=True)
+  y, _ = bn.apply(variables, x, train=True, mutable=["batch_stats"])
+  # Second group normalised on its own: zero mean, unit variance within it; first group all zeros.
+  np.testing.assert_allclose(y[4:].mean(), 0.0, atol=1e-5)
+  np.testing.assert_allclose(y[:4], 0.0, atol=1e-5)
+  y_global, _ = BatchNorm().apply(variables, x, train=True, mutable=["batch_stats"])
+  assert not np.allclose(y_global[:4], 0.0)
+
+
+def test_unknown_depth_fails_clearly():
+  config = resnet_configs.get_config("resnet20")
+  config.model.depth = 21
+  with pytest.raises(ValueError, match="6n\\+2"):
+    models.build(config.model).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
