@@ -30,7 +30,7 @@ def base() -> ml_collections.ConfigDict:
   c.train_split = "train"
   c.eval_split = "test"
   c.image_size = 32            # side of the (square) network input
-  c.augment = "none"           # 'none', 'cifar', 'imagenet' (scale aug.), 'inception' (area crop)
+  c.augment = "none"           # 'none', 'shift' (pad-4 crop), 'cifar' (+ flip), 'imagenet', 'inception'
   c.scale_range = (256, 480)   # 'imagenet' augmentation: shorter side sampled in this range
   c.pca_lighting = 0.0         # AlexNet's PCA colour noise, std of the eigenvalue weights (0.1)
   c.eval_crop = "center"       # 'center', 'ten_crop', 'full'
@@ -49,7 +49,6 @@ def base() -> ml_collections.ConfigDict:
   c.eval_every = 500
   c.checkpoint_every = 500
   c.keep_checkpoints = 3
-  c.eval_train_subset = 0      # if > 0, also evaluate on this many training images (eval mode)
   # Optimisation.
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "sgd"     # 'sgd', 'rmsprop', 'adam'

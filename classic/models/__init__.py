@@ -61,9 +61,9 @@ def get_class(name: str) -> type[nn.Module]:
   return _REGISTRY[name]
 
 
-def build(model_config: Any) -> nn.Module:
+def build(model_config: Any, **overrides: Any) -> nn.Module:
   """Builds the module named by `model_config.name`; other fields are constructor arguments."""
-  fields = dict(model_config)
+  fields = {**dict(model_config), **overrides}
   name = fields.pop("name")
   cls = get_class(name)
   known = {f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")}

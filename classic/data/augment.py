@@ -1,0 +1,105 @@
+"""The papers' augmentations and test-time crops, on uint8 HWC numpy images.
+
+Train:
+- `pad_crop_flip`: CIFAR, He et al. 2015 §4.2: pad 4, random 32x32 crop, horizontal flip (whole batch
+  at once, one gather).
+- `scale_augment`: ImageNet, He et al. 2015 §3.4 / Simonyan & Zisserman 2015: shorter side resized
+  to S ~ U[256, 480], random 224 crop, flip.
+- `inception_crop`: Szegedy et al. 2015: a crop of 8%-100% of the area and aspect ratio 3/4-4/3,
+  resized to the input size, flip.
+- PCA lighting noise (Krizhevsky et al. 2012 §4.1): `lighting_alphas` draws the per-image weights on
+  the host; the train step adds the colour shift on device (see `LIGHTING_EIGVAL`).
+Test: `center_crop` (shorter side to `resize`, central crop) and `ten_crop` (4 corners + centre, and
+their mirrors), as AlexNet and ResNet report.
+
+Randomness comes in as explicit numpy Generators so the pipeline decides it per step and per example.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+# ImageNet RGB covariance eigen-decomposition on the 0-1 scale (as used with AlexNet's lighting noise).
+LIGHTING_EIGVAL = np.array([0.2175, 0.0188, 0.0045], np.float32)
+LIGHTING_EIGVEC = np.array([[-0.5675, 0.7192, 0.4009],
+                            [-0.5808, -0.0045, -0.8140],
+                            [-0.5836, -0.6948, 0.4203]], np.float32)
+
+
+def pad_crop_flip(images: np.ndarray, offsets: np.ndarray, flips: np.ndarray, pad: int = 4) -> np.ndarray:
+  """Zero-pad by `pad`, crop at `offsets` (B, 2) in [0, 2*pad], mirror where `flips`; batched."""
+  b, h, w, _ = images.shape
+  padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  rows = offsets[:, 0, None] + np.arange(h)[None]                       # (B, H)
+  cols = offsets[:, 1, None] + np.arange(w)[None]                       # (B, W)
+  cols = np.where(flips[:, None], cols[:, ::-1], cols)
+  return padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+  pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+  out = np.asarray(pil.resize((width, height), Image.BILINEAR))
+  return out if out.ndim == 3 else out[..., None]
+
+
+def resize_shorter(image: np.ndarray, side: int) -> np.ndarray:
+  h, w = image.shape[:2]
+  if min(h, w) == side:
+    return image
+  scale = side / min(h, w)
+  return _resize(image, max(side, round(w * scale)), max(side, round(h * scale)))
+
+
+def scale_augment(image: np.ndarray, rng: np.random.Generator, size: int,
+                  scale_range: tuple[int, int]) -> np.ndarray:
+  image = resize_shorter(image, int(rng.integers(scale_range[0], scale_range[1] + 1)))
+  h, w = image.shape[:2]
+  y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+  crop = image[y:y + size, x:x + size]
+  return crop[:, ::-1] if rng.random() < 0.5 else crop
+
+
+def inception_crop(image: np.ndarray, rng: np.random.Generator, size: int,
+                   area: tuple[float, float] = (0.08, 1.0),
+                   aspect: tuple[float, float] = (3 / 4, 4 / 3)) -> np.ndarray:
+  h, w = image.shape[:2]
+  for _ in range(10):
+    target = h * w * rng.uniform(*area)
+    ratio = np.exp(rng.uniform(np.log(aspect[0]), np.log(aspect[1])))
+    cw, ch = int(round(np.sqrt(target * ratio))), int(round(np.sqrt(target / ratio)))
+    if 0 < cw <= w and 0 < ch <= h:
+      y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+      break
+  else:  # fall back to the central square-ish crop
+    ch = cw = min(h, w)
+    y, x = (h - ch) // 2, (w - cw) // 2
+  crop = _resize(np.ascontiguousarray(image[y:y + ch, x:x + cw]), size, size)
+  return crop[:, ::-1] if rng.random() < 0.5 else crop
+
+
+def center_crop(image: np.ndarray, size: int, resize: int) -> np.ndarray:
+  image = resize_shorter(image, resize) if resize else image
+  h, w = image.shape[:2]
+  if h < size or w < size:
+    return _resize(image, size, size)
+  y, x = (h - size) // 2, (w - size) // 2
+  return image[y:y + size, x:x + size]
+
+
+def ten_crop(image: np.ndarray, size: int, resize: int) -> np.ndarray:
+  """(10, size, size, C): four corners and the centre, then the same of the mirror image."""
+  image = resize_shorter(image, resize) if resize else image
+  h, w = image.shape[:2]
+  corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), ((h - size) // 2, (w - size) // 2)]
+  crops = [image[y:y + size, x:x + size] for y, x in corners]
+  return np.stack(crops + [c[:, ::-1] for c in crops])
+
+
+def lighting_alphas(rng: np.random.Generator, n: int, std: float) -> np.ndarray:
+  return rng.normal(0.0, std, (n, 3)).astype(np.float32)
+
+
+def lighting_shift(alphas):
+  """RGB shift on the 0-255 scale for per-image weights `alphas` (B, 3); works on numpy or jax arrays."""
+  return (alphas * LIGHTING_EIGVAL) @ LIGHTING_EIGVEC.T * 255.0

@@ -1,0 +1,265 @@
+"""Where examples come from: scikit-learn's digits, an image folder (or its .tar.gz), or TFDS.
+
+Every source is random access: `len(source)`, `source.get(i) -> (HWC uint8 image, label)`. Small
+data sets are decoded once into a uint8 array (`InMemory`) and cached on disk, so a run starts in a
+second and the pipeline augments whole batches with numpy; large ones (ImageNet) stay encoded and are
+decoded per example (`Encoded`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import tarfile
+from typing import Callable
+
+import numpy as np
+from absl import logging
+from PIL import Image
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".webp")
+
+
+class DataError(Exception):
+  """A data set that is missing, malformed or does not fit the config: the message says what to do."""
+
+
+@dataclasses.dataclass
+class InMemory:
+  """A split decoded into one uint8 array (N, H, W, C) with int32 labels."""
+
+  images: np.ndarray
+  labels: np.ndarray
+  num_classes: int
+  name: str
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+  def get(self, i: int) -> tuple[np.ndarray, int]:
+    return self.images[i], int(self.labels[i])
+
+
+@dataclasses.dataclass
+class Encoded:
+  """A split kept as encoded records, decoded on access (`read(i) -> (bytes or array, label)`)."""
+
+  read: Callable[[int], tuple[object, int]]
+  size: int
+  num_classes: int
+  name: str
+
+  def __len__(self) -> int:
+    return self.size
+
+  def get(self, i: int) -> tuple[np.ndarray, int]:
+    image, label = self.read(int(i))
+    return decode(image, f"{self.name}[{i}]"), label
+
+
+def decode(image: object, where: str) -> np.ndarray:
+  """Encoded bytes or an array -> HWC uint8 RGB or greyscale array."""
+  if isinstance(image, np.ndarray):
+    return image if image.ndim == 3 else image[..., None]
+  try:
+    with Image.open(io.BytesIO(image)) as im:
+      im = im.convert("RGB" if im.mode not in ("L", "1", "I;16") else "L")
+      array = np.asarray(im)
+  except Exception as e:
+    raise DataError(f"Cannot decode image {where}: {e}") from e
+  return array if array.ndim == 3 else array[..., None]
+
+
+def load(config, split: str, *, train: bool):
+  """The source for `config.dataset` and `split`."""
+  del train
+  name = config.dataset
+  if name == "digits":
+    return digits(split)
+  if os.sep in name or name.endswith(".tar.gz") or os.path.isdir(name):
+    return image_folder(name, split, in_memory=config.in_memory, cache_dir=config.cache_dir,
+                        corrupt=config.corrupt_files)
+  return tfds_source(name, split, data_dir=config.data_dir or None, in_memory=config.in_memory,
+                     cache_dir=config.cache_dir)
+
+
+# ----------------------------------------------------------------------------------------------
+# scikit-learn digits: 1,797 real 8x8 handwritten digits with 16 grey levels, bundled with sklearn.
+
+
+def digits(split: str) -> InMemory:
+  """UCI handwritten digits upsampled to 32x32; a fixed stratified 80/20 train/test split."""
+  from sklearn.datasets import load_digits
+  from sklearn.model_selection import train_test_split
+
+  data = load_digits()
+  images = (data.images * (255.0 / 16.0)).astype(np.uint8)
+  idx_train, idx_test = train_test_split(np.arange(len(images)), test_size=0.2, random_state=0,
+                                         stratify=data.target)
+  splits = {"train": idx_train, "test": idx_test}
+  if split not in splits:
+    raise DataError(f"digits has splits 'train' and 'test', not {split!r}.")
+  idx = np.sort(splits[split])
+  big = np.stack([np.asarray(Image.fromarray(images[i]).resize((32, 32), Image.BILINEAR))
+                  for i in idx])
+  return InMemory(big[..., None], data.target[idx].astype(np.int32), 10, f"digits/{split}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Image folders: ROOT/<split>/<class>/<file>.jpg|png, as a directory or a .tar.gz of one.
+
+
+def _cache_path(cache_dir: str, key: str) -> str:
+  root = cache_dir or os.environ.get("CLASSIC_CACHE") or os.path.expanduser("~/.cache/classic")
+  os.makedirs(root, exist_ok=True)
+  return os.path.join(root, hashlib.sha1(key.encode()).hexdigest()[:16] + ".npz")
+
+
+def _split_members(path: str, split: str) -> tuple[list[str], list[tuple[str, str]], Callable[[str], bytes]]:
+  """(class names, [(member, class)], reader) of a split of a folder or tar archive."""
+  if os.path.isdir(path):
+    split_dir = os.path.join(path, split)
+    if not os.path.isdir(split_dir):
+      have = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)) and not d.startswith("."))
+      raise DataError(f"Image folder {path} has no split {split!r} (it has: {', '.join(have) or 'none'}). "
+                      f"Expected layout: {path}/<split>/<class>/<image>.jpg")
+    classes = sorted(d for d in os.listdir(split_dir)
+                     if os.path.isdir(os.path.join(split_dir, d)) and not d.startswith("."))
+    members = [(os.path.join(split_dir, c, f), c) for c in classes
+               for f in sorted(os.listdir(os.path.join(split_dir, c))) if not f.startswith(".")]
+
+    def reader(member: str) -> bytes:
+      with open(member, "rb") as f:
+        return f.read()
+
+    return classes, members, reader
+  if not os.path.exists(path):
+    raise DataError(f"Dataset path {path} does not exist. Give a directory laid out as "
+                    "<split>/<class>/<image>.jpg, or a .tar.gz of one.")
+  try:
+    archive = tarfile.open(path, "r:*")
+    names = [m.name for m in archive.getmembers() if m.isfile()]
+  except (tarfile.TarError, OSError) as e:
+    raise DataError(f"Cannot read archive {path}: {e}") from e
+  found = {}
+  for n in names:
+    parts = n.split("/")
+    if len(parts) >= 3 and parts[-3] == split and not parts[-1].startswith("."):
+      found.setdefault(parts[-2], []).append(n)
+  if not found:
+    splits = sorted({n.split("/")[-3] for n in names if len(n.split("/")) >= 3})
+    raise DataError(f"Archive {path} has no split {split!r} (it has: {', '.join(splits) or 'none'}). "
+                    "Expected members <split>/<class>/<image>.jpg.")
+  classes = sorted(found)
+  members = [(n, c) for c in classes for n in sorted(found[c])]
+  return classes, members, lambda member: archive.extractfile(member).read()
+
+
+def image_folder(path: str, split: str, *, in_memory: bool, cache_dir: str = "",
+                 corrupt: str = "stop"):
+  """A split of an image folder; class labels are the sorted class-folder names' indices."""
+  path = os.path.abspath(os.path.expanduser(path))
+  if not in_memory and not os.path.isdir(path):
+    raise DataError(f"in_memory=False needs random access: extract {path} into a directory first.")
+  stat = os.stat(path) if os.path.exists(path) else None
+  key = f"folder:{path}:{split}:{stat.st_size if stat else 0}:{stat.st_mtime if stat else 0}"
+  cache = _cache_path(cache_dir, key) if in_memory else None
+  if cache and os.path.exists(cache):
+    try:
+      with np.load(cache) as z:
+        return InMemory(z["images"], z["labels"], int(z["num_classes"]), f"{os.path.basename(path)}/{split}")
+    except Exception as e:  # a cache written by a killed run: rebuild it
+      logging.warning("Ignoring unreadable cache %s (%s)", cache, e)
+  classes, members, reader = _split_members(path, split)
+  if not in_memory:
+    labels = np.array([classes.index(c) for _, c in members], np.int32)
+    return Encoded(lambda i: (reader(members[i][0]), int(labels[i])), len(members), len(classes),
+                   f"{os.path.basename(path)}/{split}")
+  images, labels, skipped = [], [], []
+  index = {c: i for i, c in enumerate(classes)}
+  for member, c in members:
+    if not member.lower().endswith(IMAGE_SUFFIXES):
+      problem = "not an image file (by its name)"
+    else:
+      try:
+        images.append(decode(reader(member), member))
+        labels.append(index[c])
+        continue
+      except DataError as e:
+        problem = str(e)
+    if corrupt != "skip":
+      raise DataError(f"{problem}: {member}. Remove it, or set --config.corrupt_files=skip to skip "
+                      "unreadable files.")
+    skipped.append(member)
+    logging.warning("Skipping %s: %s", member, problem)
+  shapes = {im.shape for im in images}
+  if len(shapes) != 1:
+    raise DataError(f"Images of {path}/{split} differ in size ({sorted(shapes)[:3]} ...): "
+                    "set --config.in_memory=False to decode them per example.")
+  out = InMemory(np.stack(images), np.array(labels, np.int32), len(classes),
+                 f"{os.path.basename(path)}/{split}")
+  if skipped:
+    logging.warning("Skipped %d unreadable files of %s/%s.", len(skipped), path, split)
+  tmp = cache + ".tmp.npz"
+  np.savez(tmp, images=out.images, labels=out.labels, num_classes=out.num_classes)
+  os.replace(tmp, cache)
+  return out
+
+
+# ----------------------------------------------------------------------------------------------
+# TensorFlow Datasets: random access through tfds.data_source over array_record files.
+
+_PREPARE_HINT = {
+    "imagenet2012": ("ImageNet needs a manual download: put ILSVRC2012_img_train.tar and "
+                     "ILSVRC2012_img_val.tar (from image-net.org) in {manual}, then run\n  python -c "
+                     "\"import tensorflow_datasets as tfds; tfds.builder('imagenet2012', data_dir={data_dir!r}, "
+                     "file_format='array_record').download_and_prepare()\" (needs tensorflow-cpu)."),
+}
+_DEFAULT_HINT = ("Prepare it once on a machine with internet (needs tensorflow-cpu):\n  python -c "
+                 "\"import tensorflow_datasets as tfds; tfds.builder({name!r}, data_dir={data_dir!r}, "
+                 "file_format='array_record').download_and_prepare()\"\nor give an image folder "
+                 "(--config.dataset=/path/to/folder_or.tar.gz) instead.")
+
+
+def tfds_source(name: str, split: str, *, data_dir: str | None, in_memory: bool, cache_dir: str = ""):
+  import tensorflow_datasets as tfds
+
+  try:
+    builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+  except Exception as e:  # unknown name
+    raise DataError(f"Unknown dataset {name!r}: {e}\nUse 'digits', a TFDS name, or an image folder path.") from e
+  if not builder.is_prepared():
+    manual = os.path.join(builder.data_dir_root, "downloads", "manual")
+    hint = _PREPARE_HINT.get(name.split("/")[0], _DEFAULT_HINT).format(
+        name=name, data_dir=builder.data_dir_root, manual=manual)
+    raise DataError(f"TFDS dataset {name!r} is not prepared in {builder.data_dir_root} "
+                    f"(as array_record).\n{hint}")
+  try:
+    source = tfds.data_source(name, split=split, data_dir=data_dir)
+  except Exception as e:
+    raise DataError(f"Cannot open split {split!r} of {name!r}: {e}. Its splits: "
+                    f"{', '.join(builder.info.splits)}") from e
+  num_classes = builder.info.features["label"].num_classes
+  read = lambda i: (source[i]["image"], int(source[i]["label"]))
+  encoded = Encoded(read, len(source), num_classes, f"{name}/{split}")
+  if not in_memory:
+    return encoded
+  cache = _cache_path(cache_dir, f"tfds:{builder.data_dir}:{split}")
+  if os.path.exists(cache):
+    with np.load(cache) as z:
+      return InMemory(z["images"], z["labels"], num_classes, f"{name}/{split}")
+  pairs = [encoded.get(i) for i in range(len(encoded))]
+  out = InMemory(np.stack([p[0] for p in pairs]), np.array([p[1] for p in pairs], np.int32),
+                 num_classes, f"{name}/{split}")
+  np.savez(cache + ".tmp.npz", images=out.images, labels=out.labels)
+  os.replace(cache + ".tmp.npz", cache)
+  return out
+
+
+def check_classes(source, num_classes: int, what: str = "config.model.num_classes") -> None:
+  if source.num_classes != num_classes:
+    raise DataError(f"{source.name} has {source.num_classes} classes but {what} is {num_classes}: "
+                    f"set --config.model.num_classes={source.num_classes}.")
+

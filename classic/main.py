@@ -1,0 +1,84 @@
+r"""Train or evaluate a classic network.
+
+  python -m classic.main --config=configs/lenet.py:digits --workdir=/tmp/lenet
+  python -m classic.main --config=configs/resnet.py:plain20 \
+      --config.dataset=../shared/data/cifar10-jpg.tar.gz --workdir=/tmp/plain20
+  python -m classic.main --workdir=/tmp/lenet --mode=eval        # config.json of the workdir
+
+Rerunning a command on the same workdir resumes from its last checkpoint. SIGTERM/SIGINT make the run
+finish its step, checkpoint and exit 0. Multi-host: --coordinator=HOST:PORT --num_processes=N
+--process_id=I on each host (or nothing under SLURM / on Cloud TPU, where JAX finds its peers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file and variant, e.g. configs/resnet.py:resnet20.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and config.json.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (resumes if possible) or eval only.")
+_OVERRIDE = flags.DEFINE_bool("override_config", False, "Continue a workdir whose config.json differs.")
+_COORDINATOR = flags.DEFINE_string("coordinator", "", "HOST:PORT of process 0, for multi-host runs.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", 1, "Number of processes (hosts) in the run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", 0, "This process's index, 0 ... num_processes-1.")
+flags.mark_flag_as_required("workdir")
+
+
+class _QuietLibraries:
+  """Keeps Orbax's per-save INFO chatter out of the console; its warnings and errors still show."""
+
+  def filter(self, record) -> bool:
+    return record.levelno >= 30 or "orbax" not in record.pathname
+
+
+def _setup_jax(workdir: str) -> None:
+  import jax
+  cache = os.environ.get("CLASSIC_JAX_CACHE", os.path.join(workdir, "jax_cache"))
+  jax.config.update("jax_compilation_cache_dir", cache)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
+
+
+def run(argv) -> int:
+  del argv
+  from classic.data.sources import DataError
+  from classic.train import checkpoint, mesh
+  from classic.train.loop import NonFiniteError, Trainer
+
+  import logging as std_logging
+  for handler in std_logging.getLogger().handlers + std_logging.getLogger("absl").handlers:
+    handler.addFilter(_QuietLibraries())
+  workdir = os.path.abspath(os.path.expanduser(_WORKDIR.value))
+  _setup_jax(workdir)
+  mesh.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  try:
+    config = _CONFIG.value if _CONFIG.value is not None else checkpoint.read_config(workdir)
+    trainer = Trainer(config, workdir, override_config=_OVERRIDE.value, eval_only=_MODE.value == "eval")
+    if _MODE.value == "eval":
+      if trainer.checkpointer.latest_step() is None and not config.init_from:
+        raise FileNotFoundError(f"Nothing to evaluate: no checkpoint in {workdir}/checkpoints.")
+      result = trainer.evaluate_all()
+      trainer.checkpointer.close()
+    else:
+      result = trainer.train()
+  except (DataError, checkpoint.ConfigMismatch, NonFiniteError, FileNotFoundError, ValueError) as e:
+    logging.error("%s", e)
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  import jax
+  if jax.process_index() == 0:
+    print(json.dumps({k: v for k, v in result.items() if isinstance(v, (int, float))}))
+  return 0
+
+
+def main(argv):
+  sys.exit(run(argv))
+
+
+if __name__ == "__main__":
+  app.run(main)

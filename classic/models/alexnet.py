@@ -1,0 +1,184 @@
+"""AlexNet, Krizhevsky, Sutskever & Hinton 2012, "ImageNet classification with deep convolutional
+neural networks", §3 and Fig. 2.
+
+The paper's net (default fields) is the two-tower net of Fig. 2 on a 227x227 input (the figure's "224"
+does not divide out; 227 gives its 55x55 conv1 maps): conv1 96@11x11/4, conv2 256@5x5 (groups=2),
+conv3 384@3x3 (connects across the towers), conv4 384@3x3 (groups=2), conv5 256@3x3 (groups=2),
+FC 4096, FC 4096, FC num_classes. ReLU everywhere; response normalisation (§3.3) after the ReLU of
+conv1 and conv2, before their pooling; overlapping max pooling 3x3/2 (§3.4) after conv1, conv2, conv5;
+dropout 0.5 on the outputs of the first two FC layers (§4.2). Initialisation as §5: weights N(0, 0.01),
+biases 1 in conv2, conv4, conv5 and the hidden FC layers, 0 elsewhere. 60,965,224 parameters at 1000
+classes (the paper: "60 million").
+
+Towers. `groups=2` splits conv2/4/5 into two towers; the response normalisation of a tower sums over
+that tower's maps only, as each GPU normalised its own maps. `tower_axis='model'` also *places* the
+towers on devices, as the paper did on two GPUs: every conv and hidden FC activation is constrained to
+have its channel dimension split over that mesh axis (other dimensions left to the compiler), so each
+device holds one tower and the grouped layers run without communication. Call it under
+`jax.set_mesh(mesh)` for a mesh with that axis.
+
+Switches: `lrn`, `groups`, `overlap_pool=False` (2x2/2 pooling, §3.4's comparison), `dropout`,
+`widths`, `conv1_pad`, `adaptive_pool`.
+
+Pooling follows cuda-convnet and Caffe: the output size is rounded up (windows clipped at the edge).
+For the 3x3/2 pools of the paper this is the same as rounding down (55->27->13->6); with
+`overlap_pool=False` it gives 28->14->7, so the FC input grows to 7x7x256 (the FC layers size
+themselves from the actual shape).
+
+`alexnet_1tower` in configs/alexnet.py is the single-tower layout of Krizhevsky 2014 ("One weird
+trick") as torchvision has it: widths (64, 192, 384, 256, 256), groups=1, no LRN, 224 input with
+conv1 padded by 2, and `adaptive_pool=6` (torchvision's adaptive average pool to 6x6 before the FC
+layers, the identity at 224).
+
+Feature maps are sown into the 'intermediates' collection (conv1_out ... pool5_out) for inspection.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import PartitionSpec as P
+
+from classic.models import register
+from classic.models.layers import LocalResponseNorm
+
+# ------------------------------------------------------------------------------------------------
+# Pooling conventions of the Caffe / cuda-convnet era, shared by alexnet, zfnet, nin and vgg.
+
+
+def caffe_pool(x: jax.Array, kind: str, window: int, stride: int, pad: int = 0) -> jax.Array:
+  """Caffe's pooling: symmetric `pad`, output size rounded *up*, windows clipped at the far edge.
+
+  out = ceil((H + 2 pad - window) / stride) + 1, less one if the last window would start in the
+  padding. 'max' ignores everything outside the image; 'avg' divides by the window's size clipped to
+  the padded image (so the symmetric padding counts, the overhang does not), as Caffe does.
+  """
+  if kind not in ("max", "avg"):
+    raise ValueError(f"pool kind must be 'max' or 'avg', got {kind!r}.")
+  pads = []
+  for size in x.shape[1:3]:
+    out = -(-(size + 2 * pad - window) // stride) + 1
+    if pad and (out - 1) * stride >= size + pad:
+      out -= 1
+    extra = (out - 1) * stride + window - (size + 2 * pad)
+    pads.append((pad, pad + max(extra, 0)))
+  if kind == "max":
+    return nn.max_pool(x, (window, window), (stride, stride), padding=pads)
+  summed = nn.pool(jnp.pad(x, [(0, 0), *pads, (0, 0)]), 0.0, jax.lax.add, (window, window),
+                   (stride, stride), "VALID")
+  # The count of each window: the image and its symmetric padding count, the overhang does not.
+  inside = np.pad(np.ones(x.shape[1:3], np.float32), [(pad, pad), (pad, pad)], constant_values=1.0)
+  inside = np.pad(inside, [(0, p[1] - p[0]) for p in pads])
+  counts = np.lib.stride_tricks.sliding_window_view(inside, (window, window))[::stride, ::stride]
+  counts = counts.sum(axis=(-1, -2))
+  return summed / jnp.asarray(counts, summed.dtype)[None, :, :, None]
+
+
+def _adaptive_matrix(size: int, out: int) -> np.ndarray:
+  """Rows average the input bins of PyTorch's AdaptiveAvgPool: [floor(i n/m), ceil((i+1) n/m))."""
+  m = np.zeros((out, size), np.float32)
+  for i in range(out):
+    lo, hi = (i * size) // out, -(-((i + 1) * size) // out)
+    m[i, lo:hi] = 1.0 / (hi - lo)
+  return m
+
+
+def adaptive_avg_pool(x: jax.Array, out: int) -> jax.Array:
+  """Average pool an NHWC map to out x out with PyTorch's bin edges (the identity if already so)."""
+  if x.shape[1:3] == (out, out):
+    return x
+  rows = jnp.asarray(_adaptive_matrix(x.shape[1], out), x.dtype)
+  cols = jnp.asarray(_adaptive_matrix(x.shape[2], out), x.dtype)
+  return jnp.einsum("ih,nhwc,jw->nijc", rows, x, cols)
+
+
+def symmetric(pad: int) -> tuple[tuple[int, int], tuple[int, int]]:
+  return ((pad, pad), (pad, pad))
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def _normal(std: float):
+  return nn.initializers.normal(std)
+
+
+@register("alexnet")
+class AlexNet(nn.Module):
+  """AlexNet (Krizhevsky et al. 2012 Fig. 2); the module docstring lists the fields' meaning."""
+
+  num_classes: int = 1000
+  widths: Sequence[int] = (96, 256, 384, 384, 256)
+  groups: int = 2                 # towers: conv2, conv4, conv5 are grouped; conv3 is not
+  lrn: bool = True
+  overlap_pool: bool = True       # 3x3/2 pooling (paper); False: 2x2/2
+  dropout: float = 0.5
+  conv1_pad: int = 0              # 0: the paper's 227 input; 2: torchvision's 224 input
+  adaptive_pool: int = 0          # >0: adaptive average pool to this size before the FC layers
+  fc_width: int = 4096
+  tower_axis: str | None = None   # mesh axis that holds the towers ('' or None: no placement)
+  dtype: Any = None
+
+  def _place(self, x: jax.Array) -> jax.Array:
+    if not self.tower_axis:
+      return x
+    spec = P(*([P.UNCONSTRAINED] * (x.ndim - 1)), self.tower_axis)
+    return jax.lax.with_sharding_constraint(x, spec)
+
+  def _lrn(self, x: jax.Array) -> jax.Array:
+    if not self.lrn:
+      return x
+    # Within each tower: split the channels into (groups, maps per tower) and normalise the last axis.
+    g = self.groups
+    y = LocalResponseNorm()(x.reshape(x.shape[:-1] + (g, x.shape[-1] // g)))
+    return y.reshape(x.shape)
+
+  def _pool(self, x: jax.Array) -> jax.Array:
+    return caffe_pool(x, "max", 3, 2) if self.overlap_pool else caffe_pool(x, "max", 2, 2)
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    if len(self.widths) != 5:
+      raise ValueError(f"AlexNet has 5 conv layers; widths={tuple(self.widths)}.")
+    for w in self.widths:
+      if w % self.groups:
+        raise ValueError(f"width {w} is not divisible by groups={self.groups}.")
+    w1, w2, w3, w4, w5 = self.widths
+    g = self.groups
+    w_init = _normal(0.01)
+    one = nn.initializers.ones
+
+    def conv(features, kernel, stride, pad, groups, bias_one, name):
+      return nn.Conv(features, (kernel, kernel), stride, padding=symmetric(pad),
+                     feature_group_count=groups, kernel_init=w_init,
+                     bias_init=one if bias_one else nn.initializers.zeros, dtype=self.dtype,
+                     name=name)
+
+    def sow(name, y):
+      self.sow("intermediates", f"{name}_out", y)
+      return y
+
+    x = sow("conv1", self._place(nn.relu(conv(w1, 11, 4, self.conv1_pad, 1, False, "conv1")(x))))
+    x = sow("pool1", self._pool(self._lrn(x)))
+    x = sow("conv2", self._place(nn.relu(conv(w2, 5, 1, 2, g, True, "conv2")(x))))
+    x = sow("pool2", self._pool(self._lrn(x)))
+    x = sow("conv3", self._place(nn.relu(conv(w3, 3, 1, 1, 1, False, "conv3")(x))))
+    x = sow("conv4", self._place(nn.relu(conv(w4, 3, 1, 1, g, True, "conv4")(x))))
+    x = sow("conv5", self._place(nn.relu(conv(w5, 3, 1, 1, g, True, "conv5")(x))))
+    x = sow("pool5", self._pool(x))
+    if self.adaptive_pool:
+      x = adaptive_avg_pool(x, self.adaptive_pool)
+
+    x = x.reshape(x.shape[0], -1)
+    for i in (6, 7):
+      x = nn.Dense(self.fc_width, kernel_init=w_init, bias_init=one, dtype=self.dtype,
+                   name=f"fc{i}")(x)
+      x = self._place(nn.relu(x))
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    x = nn.Dense(self.num_classes, kernel_init=w_init, dtype=self.dtype, name="fc8")(x)
+    return x.astype(jnp.float32)
+

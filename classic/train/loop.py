@@ -1,0 +1,222 @@
+"""The training loop: build, restore, train, evaluate, checkpoint; stop cleanly on request.
+
+A batch travels: pipeline (this process's rows) -> global array on the mesh -> jit train step (state
+donated) -> metrics kept on device, fetched every `log_every` steps (no per-step host sync) ->
+checkpoint every `checkpoint_every` steps with the data position. Evaluation covers the whole split.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from classic import models
+from classic.data.pipeline import Pipeline
+from classic.models import stats
+from classic.train import checkpoint, mesh as mesh_lib, optim, state as state_lib, step as step_lib
+from classic.train.writers import MetricWriter, Progress
+
+
+class NonFiniteError(Exception):
+  """The loss or gradient became NaN/inf; the last checkpoint is the last good state."""
+
+
+class StopRequest:
+  """Set by SIGTERM/SIGINT: the loop finishes its step, checkpoints and returns."""
+
+  def __init__(self):
+    self.event = threading.Event()
+    self.signal = None
+    self._previous = {}
+
+  def install(self) -> None:
+    if threading.current_thread() is not threading.main_thread():
+      return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      self._previous[sig] = signal.signal(sig, self._handle)
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.event.is_set():  # a second signal: give up at once
+      raise KeyboardInterrupt
+    self.signal = signal.Signals(signum).name
+    logging.warning("%s received: finishing this step, writing a checkpoint and exiting.", self.signal)
+    self.event.set()
+
+  def uninstall(self) -> None:
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
+class Trainer:
+  """Holds what one run needs; `train()` runs it to `config.train_steps`, `evaluate()` once."""
+
+  def __init__(self, config, workdir: str, *, override_config: bool = False, eval_only: bool = False):
+    self.config = config
+    self.workdir = workdir
+    os.makedirs(workdir, exist_ok=True)
+    if not eval_only:
+      checkpoint.write_config(workdir, config, override=override_config)
+    mesh_lib.check_batch(config.batch_size)
+    self.mesh = mesh_lib.make_mesh()
+    self.repl = mesh_lib.replicated(self.mesh)
+    pid, pcount = jax.process_index(), jax.process_count()
+    self.eval_data = Pipeline(config, train=False, process_index=pid, process_count=pcount)
+    self.train_data = None if eval_only else Pipeline(config, train=True, process_index=pid,
+                                                      process_count=pcount)
+    sample = self.train_data or self.eval_data
+    self.input_shape = (1, config.image_size, config.image_size, sample.source.get(0)[0].shape[-1])
+    dtype = jnp.bfloat16 if config.half_precision else None
+    self.model = models.build(config.model, dtype=dtype)
+    self.tx, self.lr_fn = optim.create(config)
+    init = functools.partial(state_lib.create, self.model, self.tx, config, self.input_shape)
+    self.state = jax.jit(init, out_shardings=self.repl)()
+    self.checkpointer = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
+    self.start_step = 0
+    if self.checkpointer.latest_step() is not None:
+      self.state, position = self.checkpointer.restore(checkpoint.abstract(self.state))
+      self.start_step = int(position["step"])
+    elif config.init_from:
+      self._init_from(config.init_from)
+    counts = stats.totals(self.model, self.input_shape)
+    self.params, self.macs = counts["params"], counts["macs"]
+    logging.info("%s: %s parameters, %s multiply-adds per image at %s.", config.variant or config.model.name,
+                 f"{self.params:,}", f"{self.macs:,}", self.input_shape[1:])
+    self._train_step = jax.jit(
+        functools.partial(step_lib.train_step, model=self.model, tx=self.tx, lr_fn=self.lr_fn, config=config),
+        out_shardings=(self.repl, self.repl), donate_argnums=0)
+    self._eval_step = jax.jit(functools.partial(step_lib.eval_step, model=self.model, config=config),
+                              out_shardings=self.repl)
+
+  def _init_from(self, source_workdir: str) -> None:
+    """Copies weights of another run; a head whose class count differs is kept freshly initialised."""
+    other = checkpoint.Checkpointer(source_workdir, 1, async_save=False)
+    if other.latest_step() is None:
+      raise FileNotFoundError(f"init_from: no checkpoint in {source_workdir}/checkpoints.")
+    restored = other.manager.restore(other.latest_step(), args=checkpoint.ocp.args.Composite(
+        state=checkpoint.ocp.args.StandardRestore()))["state"]
+    other.close()
+    src_params, src_stats = restored["params"], restored.get("batch_stats", {})
+
+    def merge(mine, theirs, kind):
+      flat_mine = jax.tree_util.tree_flatten_with_path(mine)[0]
+      flat_theirs = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_flatten_with_path(theirs)[0]}
+      out, fresh = [], []
+      for path, leaf in flat_mine:
+        key = jax.tree_util.keystr(path)
+        src = flat_theirs.get(key)
+        if src is not None and tuple(src.shape) == tuple(leaf.shape):
+          out.append(jax.device_put(np.asarray(src, leaf.dtype), self.repl))
+        else:
+          out.append(leaf)
+          fresh.append(key)
+      if fresh:
+        logging.warning("init_from: %d %s tensors kept fresh (absent or differently shaped): %s",
+                        len(fresh), kind, ", ".join(fresh[:6]))
+      return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(mine), out)
+
+    params = merge(self.state.params, src_params, "parameter")
+    self.state = self.state.replace(
+        params=params, batch_stats=merge(self.state.batch_stats, src_stats, "batch-stat"),
+        opt_state=jax.jit(self.tx.init, out_shardings=self.repl)(params),
+        ema_params=params if self.config.ema_decay else {})
+
+  # ------------------------------------------------------------------------------------------
+  def evaluate(self, ema: bool = False) -> dict[str, float]:
+    """Top-1/top-5 accuracy and loss over every example of the eval split, each counted once."""
+    model_vars = state_lib.variables(self.state, ema=ema)
+    totals = None
+    for b in range(self.eval_data.num_eval_batches):
+      batch = mesh_lib.global_batch(self.mesh, self.eval_data.eval_batch(b))
+      out = self._eval_step(model_vars, batch)
+      totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
+    totals = jax.device_get(totals)
+    n = float(totals["count"])
+    prefix = "eval_ema" if ema else "eval"
+    return {f"{prefix}/top1": float(totals["correct1"]) / n, f"{prefix}/top5": float(totals["correct5"]) / n,
+            f"{prefix}/loss": float(totals["loss"]) / n, f"{prefix}/count": int(n)}
+
+  def evaluate_all(self) -> dict[str, float]:
+    out = self.evaluate()
+    if self.config.ema_decay:
+      out.update(self.evaluate(ema=True))
+    return out
+
+  # ------------------------------------------------------------------------------------------
+  def train(self) -> dict[str, Any]:
+    c = self.config
+    writer = MetricWriter(self.workdir, resume_step=self.start_step)
+    stop = StopRequest()
+    stop.install()
+    step = self.start_step
+    pending: list[tuple[int, dict[str, jax.Array]]] = []
+    progress = Progress(c.train_steps, step)
+    last_log_time, last_log_step = time.time(), step
+    last: dict[str, Any] = {}
+    batches = self.train_data.train_iter(step)
+    data_time = 0.0
+    try:
+      if step >= c.train_steps:
+        logging.info("Nothing to do: the run is at step %d of %d.", step, c.train_steps)
+      while step < c.train_steps:
+        t = time.time()
+        _, local = next(batches)
+        data_time += time.time() - t
+        self.state, metrics = self._train_step(self.state, mesh_lib.global_batch(self.mesh, local))
+        pending.append((step, metrics))
+        step += 1
+        stopping = stop.event.is_set()
+        log_now = step % c.log_every == 0 or step == c.train_steps or stopping
+        ckpt_now = step % c.checkpoint_every == 0 or step == c.train_steps or stopping
+        if log_now or ckpt_now:
+          summary = self._flush(pending)  # raises NonFiniteError before anything is saved
+          pending = []
+          now = time.time()
+          img_per_s = (step - last_log_step) * c.batch_size / max(now - last_log_time, 1e-9)
+          summary.update({"img_per_s": img_per_s, "wait_for_data_frac": data_time / max(now - last_log_time, 1e-9)})
+          data_time = 0.0
+          last_log_time, last_log_step = now, step
+          if step % c.eval_every == 0 or step == c.train_steps:
+            summary.update(self.evaluate_all())
+          writer.write(step, summary)
+          last = summary
+          logging.info(progress.line(step, summary, img_per_s) +
+                       (f"  eval top-1 {summary['eval/top1']:.4f}" if "eval/top1" in summary else ""))
+        if ckpt_now:
+          self.checkpointer.save(step, self.state, {"step": step, "seed": c.seed})
+        if stopping:
+          logging.warning("Stopped at step %d by %s; rerun the same command to resume.", step, stop.signal)
+          break
+    finally:
+      batches.close()
+      self.checkpointer.close()
+      writer.close()
+      stop.uninstall()
+    return {"step": step, **last}
+
+  def _flush(self, pending) -> dict[str, float]:
+    """Fetches the pending steps' metrics (one host sync), checks them, returns their means."""
+    fetched = jax.device_get([m for _, m in pending])
+    steps = [s for s, _ in pending]
+    for s, m in zip(steps, fetched):
+      if not m["train/finite"]:
+        if self.config.nonfinite == "stop":
+          raise NonFiniteError(
+              f"Non-finite loss or gradient at step {s + 1} (loss {m['train/total_loss']}, gradient "
+              f"norm {m['train/grad_norm']}). The update was not applied and nothing after step "
+              f"{self.checkpointer.latest_step()} was saved. Lower the learning rate, or set "
+              "--config.nonfinite=skip to skip such updates.")
+        logging.warning("Skipped the update of step %d: non-finite loss or gradient.", s + 1)
+    keys = fetched[0].keys()
+    out = {k: float(np.mean([m[k] for m in fetched])) for k in keys if k != "train/finite"}
+    out["train/skipped_updates"] = int(jax.device_get(self.state.skipped))
+    return out

@@ -1,0 +1,101 @@
+"""Pure functions of one step: input preprocessing, loss, train step and eval step.
+
+They are jit-compiled by the loop over the mesh; nothing here talks to the host.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from classic.data import augment
+from classic.train.state import TrainState
+
+
+def preprocess(batch: dict[str, jax.Array], config) -> jax.Array:
+  """uint8 images -> normalised float inputs at config.image_size (resized on device if needed)."""
+  x = batch["image"].astype(jnp.float32)
+  if "lighting" in batch:
+    x = x + augment.lighting_shift(batch["lighting"])[:, None, None, :]
+  size = config.image_size
+  if x.shape[-3:-1] != (size, size):
+    x = jax.image.resize(x, x.shape[:-3] + (size, size, x.shape[-1]), "bilinear")
+  mean = jnp.asarray(config.mean, jnp.float32)
+  std = jnp.asarray(config.std, jnp.float32)
+  x = (x - mean) / std
+  return x.astype(jnp.bfloat16) if config.half_precision else x
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) -> jax.Array:
+  targets = jax.nn.one_hot(labels, logits.shape[-1])
+  if smoothing:
+    targets = optax.smooth_labels(targets, smoothing)
+  return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
+
+
+def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, tx, lr_fn, config):
+  """One update. Returns the new state and this step's metrics (device arrays, not fetched)."""
+  images = preprocess(batch, config)
+  labels = batch["label"]
+  dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+
+  def loss_fn(params):
+    model_vars = {"params": params}
+    if state.batch_stats:
+      model_vars["batch_stats"] = state.batch_stats
+    logits, updates = model.apply(model_vars, images, train=True, mutable=["batch_stats", "aux"],
+                                  rngs={"dropout": dropout_key})
+    loss = cross_entropy(logits, labels, config.label_smoothing).mean()
+    total = loss
+    for aux_logits in jax.tree.leaves(updates.get("aux", {})):
+      total = total + config.aux_weight * cross_entropy(aux_logits, labels, config.label_smoothing).mean()
+    return total, (loss, logits, updates.get("batch_stats", {}))
+
+  (total, (loss, logits, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  grad_norm = optax.global_norm(grads)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  ema = state.ema_params
+  if config.ema_decay:
+    d = config.ema_decay
+    ema = jax.tree.map(lambda e, p: d * e + (1 - d) * p, ema, params)
+  finite = jnp.isfinite(total) & jnp.isfinite(grad_norm)
+  new = state.replace(step=state.step + 1, params=params, batch_stats=new_stats, opt_state=opt_state,
+                      ema_params=ema)
+  # A non-finite step never touches the weights: the update is dropped and counted. The loop then
+  # stops the run (config.nonfinite='stop') or goes on ('skip').
+  new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state)
+  new = new.replace(step=state.step + 1, skipped=state.skipped + (~finite).astype(jnp.int32))
+  metrics = {
+      "train/loss": loss,
+      "train/total_loss": total,
+      "train/top1_err": 1.0 - jnp.mean(jnp.argmax(logits, -1) == labels),
+      "train/grad_norm": grad_norm,
+      "train/lr": lr_fn(state.step),
+      "train/finite": finite.astype(jnp.float32),
+  }
+  return new, metrics
+
+
+def eval_step(model_vars, batch: dict[str, jax.Array], *, model, config) -> dict[str, jax.Array]:
+  """Sums over the batch of correct top-1/top-5, loss and count; padding (mask 0) counts nothing.
+
+  Multi-view batches (B, V, H, W, C), e.g. ten crops, average the views' softmax outputs.
+  """
+  images = preprocess(batch, config)
+  views = 1
+  if images.ndim == 5:
+    views = images.shape[1]
+    images = images.reshape((-1,) + images.shape[2:])
+  logits = model.apply(model_vars, images, train=False).astype(jnp.float32)
+  probs = jax.nn.softmax(logits).reshape(-1, views, logits.shape[-1]).mean(1)
+  labels, mask = batch["label"], batch["mask"]
+  top5 = jax.lax.top_k(probs, min(5, probs.shape[-1]))[1]
+  nll = -jnp.log(jnp.take_along_axis(probs, labels[:, None], 1)[:, 0] + 1e-12)
+  return {
+      "correct1": jnp.sum((top5[:, 0] == labels) * mask),
+      "correct5": jnp.sum(jnp.any(top5 == labels[:, None], -1) * mask),
+      "loss": jnp.sum(nll * mask),
+      "count": jnp.sum(mask),
+  }

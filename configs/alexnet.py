@@ -1,0 +1,64 @@
+"""AlexNet (Krizhevsky, Sutskever & Hinton 2012) configs.
+
+  alexnet         the paper's two-tower net (Fig. 2): 227 input, groups=2, LRN, overlapping pooling
+  alexnet_1tower  the single-tower layout of Krizhevsky 2014 ("One weird trick") as torchvision has
+                  it: widths 64-192-384-256-256, no LRN, 224 input with conv1 padded by 2, adaptive
+                  average pool to 6x6
+
+Recipe (§5, §4.1): SGD, batch 128, momentum 0.9, weight decay 5e-4, lr 0.01 divided by 10 when the
+validation error stopped improving, three times, ~90 epochs ("roughly 90 cycles"). The plateaus are
+fixed here at epochs 30, 60 and 80 (10,009 steps per epoch at batch 128). Images rescaled to 256,
+random crops and flips (`augment='imagenet'` with scale_range (256, 256)), PCA colour noise of
+std 0.1 (§4.1). The paper tested on 10 crops (`--config.eval_crop=ten_crop`); centre crop by default.
+"""
+
+import functools
+
+from configs import common
+
+STEPS_PER_EPOCH = 10_009  # 1,281,167 / 128
+
+
+def _alexnet(one_tower: bool):
+  c = common.base()
+  c.dataset = "imagenet2012"
+  c.eval_split = "validation"
+  c.image_size = 224 if one_tower else 227
+  c.augment = "imagenet"
+  c.scale_range = (256, 256)
+  c.pca_lighting = 0.1
+  c.eval_crop = "center"
+  c.eval_resize = 256
+  c.in_memory = False
+  c.mean, c.std = common.IMAGENET_MEAN, common.IMAGENET_STD
+  c.batch_size = 128
+  c.train_steps = 90 * STEPS_PER_EPOCH
+  c.log_every = 100
+  c.eval_every = 5 * STEPS_PER_EPOCH
+  c.checkpoint_every = 2000
+  c.optimizer.name = "sgd"
+  c.optimizer.momentum = 0.9
+  c.optimizer.weight_decay = 5e-4
+  common.steps_schedule(c, 0.01, [e * STEPS_PER_EPOCH for e in (30, 60, 80)])
+  c.model.name = "alexnet"
+  c.model.num_classes = 1000
+  c.model.widths = (64, 192, 384, 256, 256) if one_tower else (96, 256, 384, 384, 256)
+  c.model.groups = 1 if one_tower else 2
+  c.model.lrn = not one_tower
+  c.model.overlap_pool = True
+  c.model.dropout = 0.5
+  c.model.conv1_pad = 2 if one_tower else 0
+  c.model.adaptive_pool = 6 if one_tower else 0
+  c.model.fc_width = 4096
+  c.model.tower_axis = ""   # 'model': place the towers on the devices of that mesh axis
+  return c
+
+
+VARIANTS = {
+    "alexnet": functools.partial(_alexnet, False),
+    "alexnet_1tower": functools.partial(_alexnet, True),
+}
+
+
+def get_config(arg=None):
+  return common.select(arg, VARIANTS, "alexnet", "alexnet")

@@ -1,0 +1,80 @@
+"""Network in Network (Lin, Chen & Yan 2014) configs.
+
+  nin_cifar     the authors' CIFAR-10 net (3 mlpconv blocks, global average pooling), 32x32 input
+  nin_imagenet  the authors' ImageNet net from their Caffe model (4 mlpconv blocks), 224 input
+
+The block structure is data (`config.model.blocks`, see classic/models/nin.py), so a variant is an
+edit of this file, not of the model.
+
+Recipe. CIFAR-10 (§4.1-4.2): batch 128, SGD momentum 0.9, the learning rate divided by 10 once when
+the training accuracy stopped improving, translation and flip augmentation (`augment='cifar'`);
+dropout 0.5 after the first two blocks. The paper does not give the learning rate, the decay or the
+number of epochs, nor does it use our normalisation (it used global contrast normalisation + ZCA
+whitening, not available here); we use lr 0.01 divided by 10 at 80k of 120k steps, weight decay 1e-4.
+ImageNet: the Caffe model's batch of 64 and 224 crops; the schedule (lr 0.01, weight decay 5e-4,
+divided by 10 at epochs 30, 60, 80 of 90) follows AlexNet, whose setup the paper says it follows.
+"""
+
+from configs import common
+
+STEPS_PER_EPOCH_IMAGENET = 20_018  # 1,281,167 / 64
+
+
+def _model(c, blocks, num_classes):
+  from classic.models import nin  # the spec lives with the model
+  c.model.name = "nin"
+  c.model.num_classes = num_classes
+  c.model.blocks = getattr(nin, blocks)
+  c.model.dropout = 0.5
+  c.model.final_relu = True
+
+
+def nin_cifar():
+  c = common.base()
+  c.dataset = "cifar10"
+  c.image_size = 32
+  c.augment = "cifar"
+  c.mean, c.std = common.CIFAR_MEAN, common.CIFAR_STD
+  c.batch_size = 128
+  c.eval_batch_size = 500
+  c.train_steps = 120_000
+  c.log_every = 100
+  c.eval_every = 2000
+  c.checkpoint_every = 2000
+  c.optimizer.name = "sgd"
+  c.optimizer.momentum = 0.9
+  c.optimizer.weight_decay = 1e-4
+  common.steps_schedule(c, 0.01, [80_000])
+  _model(c, "CIFAR10", 10)
+  return c
+
+
+def nin_imagenet():
+  c = common.base()
+  c.dataset = "imagenet2012"
+  c.eval_split = "validation"
+  c.image_size = 224
+  c.augment = "imagenet"
+  c.scale_range = (256, 256)
+  c.eval_crop = "center"
+  c.eval_resize = 256
+  c.in_memory = False
+  c.mean, c.std = common.IMAGENET_MEAN, common.IMAGENET_STD
+  c.batch_size = 64
+  c.train_steps = 90 * STEPS_PER_EPOCH_IMAGENET
+  c.log_every = 100
+  c.eval_every = 5 * STEPS_PER_EPOCH_IMAGENET
+  c.checkpoint_every = 2000
+  c.optimizer.name = "sgd"
+  c.optimizer.momentum = 0.9
+  c.optimizer.weight_decay = 5e-4
+  common.steps_schedule(c, 0.01, [e * STEPS_PER_EPOCH_IMAGENET for e in (30, 60, 80)])
+  _model(c, "IMAGENET", 1000)
+  return c
+
+
+VARIANTS = {"nin_cifar": nin_cifar, "nin_imagenet": nin_imagenet}
+
+
+def get_config(arg=None):
+  return common.select(arg, VARIANTS, "nin_cifar", "nin")

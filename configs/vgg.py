@@ -1,0 +1,67 @@
+"""VGG (Simonyan & Zisserman 2015) configs.
+
+  A, A_lrn, B, C, D, E        the Table 1 configurations
+  vgg11, vgg13, vgg16, vgg19  the usual names of A, B, D, E
+  <any of the above>_bn       the same with BatchNorm after every conv (vgg16_bn, D_bn, ...)
+
+Recipe (§3.1): SGD, batch 256, momentum 0.9, weight decay 5e-4, dropout 0.5 on the first two FC
+layers, lr 0.01 divided by 10 when the validation accuracy stopped improving, three times, 370k
+iterations (74 epochs). The decreases are fixed here at epochs 20, 40 and 60 (5,005 steps per epoch).
+Training scale S=256 (single-scale, the first setting of Table 3): the shorter side rescaled to 256,
+random 224 crops, flips and PCA colour noise as AlexNet; `--config.scale_range=(256,512)` gives the
+paper's scale jittering. Dense evaluation (§3.2): `--config.model.fully_conv=True` with full images.
+"""
+
+import functools
+
+from configs import common
+
+STEPS_PER_EPOCH = 5005  # 1,281,167 / 256
+ALIASES = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
+
+
+def vgg(config_name: str, bn: bool = False):
+  c = common.base()
+  c.dataset = "imagenet2012"
+  c.eval_split = "validation"
+  c.image_size = 224
+  c.augment = "imagenet"
+  c.scale_range = (256, 256)
+  c.pca_lighting = 0.1
+  c.eval_crop = "center"
+  c.eval_resize = 256
+  c.in_memory = False
+  c.mean, c.std = common.IMAGENET_MEAN, common.IMAGENET_STD
+  c.batch_size = 256
+  c.train_steps = 370_000
+  c.log_every = 100
+  c.eval_every = 5 * STEPS_PER_EPOCH
+  c.checkpoint_every = 2000
+  c.optimizer.name = "sgd"
+  c.optimizer.momentum = 0.9
+  c.optimizer.weight_decay = 5e-4
+  common.steps_schedule(c, 0.01, [e * STEPS_PER_EPOCH for e in (20, 40, 60)])
+  c.model.name = "vgg"
+  c.model.num_classes = 1000
+  c.model.config_name = config_name
+  c.model.bn = bn
+  c.model.lrn = config_name == "A_lrn"
+  c.model.fully_conv = False
+  c.model.conv5x5 = False
+  c.model.adaptive_pool = 0
+  c.model.dropout = 0.5
+  c.model.bn_group_size = 0
+  return c
+
+
+VARIANTS = {}
+for _name in ("A", "A_lrn", "B", "C", "D", "E"):
+  VARIANTS[_name] = functools.partial(vgg, _name)
+for _alias, _name in ALIASES.items():
+  VARIANTS[_alias] = functools.partial(vgg, _name)
+for _name in list(VARIANTS):
+  VARIANTS[f"{_name}_bn"] = functools.partial(vgg, ALIASES.get(_name, _name), bn=True)
+
+
+def get_config(arg=None):
+  return common.select(arg, VARIANTS, "D", "vgg")

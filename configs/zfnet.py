@@ -1,0 +1,47 @@
+"""ZFNet (Zeiler & Fergus 2013) config.
+
+  zfnet   the Fig. 3 net: 224 input, conv1 7x7/2, LRN after the first two pools, dropout 0.5
+
+Recipe (§3): SGD, batch 128, momentum 0.9, lr 0.01 annealed by hand when the validation error
+plateaued (here divided by 10 at epochs 30 and 50), 70 epochs; images resized to 256, 224 crops and
+flips (10 sub-crops at test: `--config.eval_crop=ten_crop`). The paper gives no weight decay; 5e-4
+as AlexNet, which it follows.
+"""
+
+from configs import common
+
+STEPS_PER_EPOCH = 10_009  # 1,281,167 / 128
+
+
+def zfnet():
+  c = common.base()
+  c.dataset = "imagenet2012"
+  c.eval_split = "validation"
+  c.image_size = 224
+  c.augment = "imagenet"
+  c.scale_range = (256, 256)
+  c.eval_crop = "center"
+  c.eval_resize = 256
+  c.in_memory = False
+  c.mean, c.std = common.IMAGENET_MEAN, common.IMAGENET_STD
+  c.batch_size = 128
+  c.train_steps = 70 * STEPS_PER_EPOCH
+  c.log_every = 100
+  c.eval_every = 5 * STEPS_PER_EPOCH
+  c.checkpoint_every = 2000
+  c.optimizer.name = "sgd"
+  c.optimizer.momentum = 0.9
+  c.optimizer.weight_decay = 5e-4
+  common.steps_schedule(c, 0.01, [e * STEPS_PER_EPOCH for e in (30, 50)])
+  c.model.name = "zfnet"
+  c.model.num_classes = 1000
+  c.model.lrn = True
+  c.model.dropout = 0.5
+  return c
+
+
+VARIANTS = {"zfnet": zfnet}
+
+
+def get_config(arg=None):
+  return common.select(arg, VARIANTS, "zfnet", "zfnet")
