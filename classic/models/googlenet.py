@@ -96,6 +96,8 @@ class GoogLeNet(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     check_factorization(self.factorization, FACTORIZATIONS, "GoogLeNet")
+    if self.branch5x5_kernel < 1 or self.branch5x5_kernel % 2 == 0:
+      raise ValueError(f"branch5x5_kernel must be odd, got {self.branch5x5_kernel}.")
 
     def conv(features, k, strides=1, name=None):
       return ConvBN(features, (k, k), strides, padding=conv_padding((k, k), "same"), bn=self.bn,
@@ -103,7 +105,9 @@ class GoogLeNet(nn.Module):
                     name=name)
 
     def lrn(y):
-      return LocalResponseNorm(size=5, k=1.0, alpha=1e-4, beta=0.75, alpha_per_size=True)(y) if self.lrn else y
+      if not self.lrn:
+        return y
+      return LocalResponseNorm(size=5, k=1.0, alpha=1e-4, beta=0.75, alpha_per_size=True)(y)
 
     x = conv(64, 7, 2, name="conv1")(x, train)                   # 112x112x64
     x = lrn(stride2_max_pool(x, self.ceil_pool))                  # 56x56x64

@@ -14,10 +14,11 @@ y = H(x), for the depth comparison of Fig. 1.
 - `form='conv'` (the CIFAR experiments of §3.2): per stage i one plain 3x3 conv to `width * 2**i`
   maps, then `stages[i]` 3x3 convolutional highway layers (H and T are both 3x3 convs), with 2x2 max
   pooling between stages, global average pooling and a linear classifier. Its depth is
-  len(stages) + sum(stages) + 1 (weight layers, a highway layer counting once): the default
-  (5, 5, 5) at width 32 is a 19-layer net of 2.0M parameters, near the paper's 19-layer highway net
-  (2.3M, Table 2). The paper's exact CIFAR layouts are in its supplementary material; this stage
-  layout is this codebase's stand-in, not a copy of them.
+  len(stages) + sum(stages) + 1 (weight layers, a highway layer counting once; `depth` is not
+  used): stages (5, 5, 5) at width 32 (the `highway_cifar` config) is a 19-layer net of 2.0M
+  parameters, near the paper's 19-layer highway net (2.3M, Table 2); its plain version has 1.06M.
+  The paper's exact CIFAR layouts are in its supplementary material; this stage layout is this
+  codebase's stand-in, not a copy of them.
 
 Neither paper used batch normalisation; `bn=True` adds it after H's conv/dense (before the
 nonlinearity), as a modern option.
@@ -78,7 +79,7 @@ class Highway(nn.Module):
 
   num_classes: int = 10
   form: str = "fc"               # 'fc' (MNIST, §3.1) or 'conv' (CIFAR, §3.2)
-  depth: int = 10                # fc: hidden layers, the first plain (10, 20, 50, 100 in Fig. 1)
+  depth: int = 10                # fc only: hidden layers, the first plain (10/20/50/100, Fig. 1)
   width: int = 50                # fc: units a layer (50 highway, 71 plain); conv: maps of stage 1
   stages: tuple = (5, 5, 5)      # conv: highway layers per stage; depth = len + sum + 1
   gated: bool = True             # False: the plain net of the same depth

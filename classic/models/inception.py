@@ -150,7 +150,7 @@ class AuxHead(nn.Module):
   hidden: tuple[int, ...] = (1024,)
   dropout: float = 0.7
   global_pool: bool = False        # average the map after the convs (Inception v3) instead of flattening
-  shrink_kernels: bool = False     # clip conv kernels to the map (TF-slim, for inputs below 299)
+  shrink_kernels: bool = False     # clip pool/conv windows to the map (TF-slim, inputs below 299)
   bn: bool = True
   bn_group_size: int = 0
   bn_epsilon: float = 1e-5
@@ -160,7 +160,10 @@ class AuxHead(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    x = nn.avg_pool(x, (self.pool_window,) * 2, (self.pool_strides,) * 2, padding="VALID")
+    window = (self.pool_window,) * 2
+    if self.shrink_kernels:
+      window = (min(window[0], x.shape[1]), min(window[1], x.shape[2]))
+    x = nn.avg_pool(x, window, (self.pool_strides,) * 2, padding="VALID")
     for i, spec in enumerate(self.convs):
       kernel = tuple(spec.kernel)
       if self.shrink_kernels:

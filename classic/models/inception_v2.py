@@ -11,7 +11,7 @@ input; 28x28 -> 14x14 (after 3c) -> 7x7 (after 4e); global average pool; linear.
 
 Figure 5 lists "avg + 128" pool projections for 4c and 4d, which make them 608 wide (and 4e 1056),
 though its output column says 576 (and 1024): `widths='figure5'` (default) builds the per-module widths
-as listed, as the Caffe/MXNet BN-Inception models do; `widths='slim'` uses 96-wide pool projections in
+as listed, as MXNet's Inception-BN does; `widths='slim'` uses 96-wide pool projections in
 4c and 4d so every output matches the output column, as TF-slim's inception_v2.
 
 Fields: `factorization` of the double-3x3 branch ('3x3x2' paper; '5x5': one 5x5, GoogLeNet-style; '1xn':

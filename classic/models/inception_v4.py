@@ -31,7 +31,6 @@ TF-slim's versions is not in the paper's figures and is not built.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import flax.linen as nn

@@ -1,0 +1,79 @@
+"""GoogLeNet (Szegedy et al. 2014) configs.
+
+  googlenet              the paper's model (Table 1, real 5x5 branches, LRN, two aux heads)
+  googlenet_noaux        without the auxiliary classifiers
+  googlenet_3x3x2        5x5 branches as two stacked 3x3 convolutions (Inception v2 style)
+  googlenet_1xn          5x5 branches as 1x5 + 5x1 (Inception v3 style)
+  googlenet_torchvision  torchvision's variant: BN after every conv, no LRN, 3x3 in the "5x5" branch,
+                         ceil-mode max pools
+
+Recipe (§6): SGD with momentum 0.9; the learning rate decreased by 4% every 8 epochs; Polyak averaging
+for the final model; "inception" augmentation (crops of 8%-100% of the area, aspect ratio in [3/4, 4/3],
+photometric distortions); aux losses weighted 0.3 (§5). The paper gives no initial learning rate, batch,
+weight decay or length: those come from the Caffe reference solver (bvlc_googlenet: lr 0.01 at batch 32,
+x0.96 every 320,000 iterations = 8 epochs, weight decay 2e-4 not on biases, 10M iterations = 250
+epochs, Caffe mean subtraction without scaling). Here the batch is 256 and the learning rate is scaled
+linearly (0.01 x 256/32 = 0.08), so 8 epochs are 40,040 steps. The EMA decay is our choice.
+"""
+
+import functools
+
+from configs import common
+
+STEPS_PER_EPOCH = 5005            # 1,281,167 / 256
+CAFFE_MEAN = (123.0, 117.0, 104.0)  # bvlc_googlenet's mean_value (104, 117, 123) in BGR
+
+
+def googlenet(**model):
+  c = common.base()
+  c.dataset = "imagenet2012"
+  c.eval_split = "validation"
+  c.in_memory = False
+  c.image_size = 224
+  c.augment = "inception"
+  c.eval_crop = "center"
+  c.eval_resize = 256
+  c.mean, c.std = CAFFE_MEAN, (1.0, 1.0, 1.0)
+  c.batch_size = 256
+  c.train_steps = 250 * STEPS_PER_EPOCH
+  c.log_every = 100
+  c.eval_every = 10 * STEPS_PER_EPOCH
+  c.checkpoint_every = 2000
+  c.optimizer.name = "sgd"
+  c.optimizer.lr = 0.08
+  c.optimizer.momentum = 0.9
+  c.optimizer.weight_decay = 2e-4
+  c.optimizer.decay_params = "kernels"
+  c.optimizer.schedule = "exponential"
+  c.optimizer.decay_every = 8 * STEPS_PER_EPOCH
+  c.optimizer.factor = 0.96
+  c.aux_weight = 0.3
+  c.ema_decay = 0.9999
+  c.model.name = "googlenet"
+  c.model.num_classes = 1000
+  c.model.aux_heads = True
+  c.model.bn = False
+  c.model.lrn = True
+  c.model.factorization = "5x5"
+  c.model.branch5x5_kernel = 5
+  c.model.ceil_pool = False
+  c.model.dropout = 0.4
+  c.model.aux_dropout = 0.7
+  c.model.bn_group_size = 0
+  for key, value in model.items():
+    c.model[key] = value
+  return c
+
+
+VARIANTS = {
+    "googlenet": googlenet,
+    "googlenet_noaux": functools.partial(googlenet, aux_heads=False),
+    "googlenet_3x3x2": functools.partial(googlenet, factorization="3x3x2"),
+    "googlenet_1xn": functools.partial(googlenet, factorization="1xn"),
+    "googlenet_torchvision": functools.partial(googlenet, bn=True, lrn=False, branch5x5_kernel=3,
+                                               ceil_pool=True),
+}
+
+
+def get_config(arg=None):
+  return common.select(arg, VARIANTS, "googlenet", "googlenet")

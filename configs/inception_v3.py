@@ -1,0 +1,74 @@
+"""Inception v3 (Szegedy et al. 2015, "Rethinking the Inception Architecture") configs.
+
+  inception_v3         the paper's model (1x7 + 7x1 at 17x17, BN auxiliary classifier) and recipe
+  inception_v3_noaux   without the auxiliary classifier
+  inception_v3_nxn     full 7x7 convolutions at 17x17 (ablation of the asymmetric factorization)
+  inception_v3_3x3     three stacked 3x3 convolutions for each 7x7 at 17x17 (ablation)
+
+Recipe (§8): RMSProp with decay 0.9 and epsilon 1.0, learning rate 0.045 decayed x0.94 every two
+epochs, gradient clipping at global norm 2.0, label smoothing 0.1 (§7), Polyak averaging of the weights
+(0.9999: TF-slim's moving_average_decay), 299x299 area/aspect crops ("inception" augmentation), inputs
+scaled to [-1, 1]. The paper trained on 50 replicas with batch 32 each; here batch 256 without rescaling
+the learning rate, so two epochs are 10,010 steps. From TF-slim's training script, which the paper does
+not state: RMSProp momentum 0.9, weight decay 4e-5 (kernels only), aux loss weight 0.4. Evaluation:
+central 87.5% crop (resize to 342, crop 299). 100 epochs is our choice of length.
+"""
+
+import functools
+
+from configs import common
+
+STEPS_PER_EPOCH = 5005  # 1,281,167 / 256
+
+
+def inception_v3(**model):
+  c = common.base()
+  c.dataset = "imagenet2012"
+  c.eval_split = "validation"
+  c.in_memory = False
+  c.image_size = 299
+  c.augment = "inception"
+  c.eval_crop = "center"
+  c.eval_resize = 342
+  c.mean, c.std = (127.5,) * 3, (127.5,) * 3
+  c.batch_size = 256
+  c.train_steps = 100 * STEPS_PER_EPOCH
+  c.log_every = 100
+  c.eval_every = 5 * STEPS_PER_EPOCH
+  c.checkpoint_every = 2000
+  c.optimizer.name = "rmsprop"
+  c.optimizer.lr = 0.045
+  c.optimizer.rms_decay = 0.9
+  c.optimizer.eps = 1.0
+  c.optimizer.momentum = 0.9
+  c.optimizer.weight_decay = 4e-5
+  c.optimizer.decay_params = "kernels"
+  c.optimizer.grad_clip = 2.0
+  c.optimizer.schedule = "exponential"
+  c.optimizer.decay_every = 2 * STEPS_PER_EPOCH
+  c.optimizer.factor = 0.94
+  c.label_smoothing = 0.1
+  c.aux_weight = 0.4
+  c.ema_decay = 0.9999
+  c.model.name = "inception_v3"
+  c.model.num_classes = 1000
+  c.model.aux_heads = True
+  c.model.factorization = "1xn"
+  c.model.dropout = 0.2
+  c.model.bn_epsilon = 1e-3
+  c.model.bn_group_size = 0
+  for key, value in model.items():
+    c.model[key] = value
+  return c
+
+
+VARIANTS = {
+    "inception_v3": inception_v3,
+    "inception_v3_noaux": functools.partial(inception_v3, aux_heads=False),
+    "inception_v3_nxn": functools.partial(inception_v3, factorization="nxn"),
+    "inception_v3_3x3": functools.partial(inception_v3, factorization="3x3"),
+}
+
+
+def get_config(arg=None):
+  return common.select(arg, VARIANTS, "inception_v3", "inception_v3")
