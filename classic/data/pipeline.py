@@ -30,7 +30,7 @@ VECTORISED = ("none", "cifar", "shift")  # augmentations done on whole in-memory
 class Pipeline:
 
   def __init__(self, config, *, train: bool, process_index: int = 0, process_count: int = 1,
-               source=None):
+               num_devices: int = 1, source=None):
     self.config = config
     self.train = train
     self.source = source if source is not None else sources.load(
@@ -43,6 +43,8 @@ class Pipeline:
                                      self.source.labels, self.source.num_classes, self.source.name)
       self._pad = 0
     batch = config.batch_size if train else (config.eval_batch_size or config.batch_size)
+    if not train:  # eval batches are padded anyway: round up to split evenly over the devices
+      batch = -(-batch // num_devices) * num_devices
     if batch % process_count:
       raise ValueError(f"batch size {batch} is not divisible by the {process_count} processes.")
     self.global_batch = batch

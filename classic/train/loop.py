@@ -70,7 +70,8 @@ class Trainer:
     self.mesh = mesh_lib.make_mesh()
     self.repl = mesh_lib.replicated(self.mesh)
     pid, pcount = jax.process_index(), jax.process_count()
-    self.eval_data = Pipeline(config, train=False, process_index=pid, process_count=pcount)
+    self.eval_data = Pipeline(config, train=False, process_index=pid, process_count=pcount,
+                              num_devices=jax.device_count())
     self.train_data = None if eval_only else Pipeline(config, train=True, process_index=pid,
                                                       process_count=pcount)
     sample = self.train_data or self.eval_data

@@ -14,6 +14,12 @@ import numpy as np
 from absl import logging
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+# With several CPU devices (forced host devices) and asynchronous dispatch, XLA:CPU's in-process
+# all-reduce deadlocks after a few hundred steps on 2 cores ("Expected 8 threads to join the
+# rendezvous, but only 7 ..." then abort; jax 0.10.2). Synchronous CPU dispatch avoids it; the input
+# pipeline already runs in its own thread, so little is lost. GPU/TPU dispatch is unaffected.
+jax.config.update("jax_cpu_enable_async_dispatch", False)
+
 
 def _cluster_detected() -> bool:
   """True where `jax.distributed.initialize()` can find its peers by itself (SLURM, Cloud TPU, MPI)."""
