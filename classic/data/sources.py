@@ -138,23 +138,29 @@ def _split_members(path: str, split: str) -> tuple[list[str], list[tuple[str, st
   if not os.path.exists(path):
     raise DataError(f"Dataset path {path} does not exist. Give a directory laid out as "
                     "<split>/<class>/<image>.jpg, or a .tar.gz of one.")
+  # A .tar.gz has no random access (every backward seek decompresses from the start): read the
+  # split's members in one sequential pass.
+  found: dict[str, list[str]] = {}
+  contents: dict[str, bytes] = {}
+  splits = set()
   try:
-    archive = tarfile.open(path, "r:*")
-    names = [m.name for m in archive.getmembers() if m.isfile()]
-  except (tarfile.TarError, OSError) as e:
+    with tarfile.open(path, "r:*") as archive:
+      for m in archive:
+        parts = m.name.split("/")
+        if not m.isfile() or len(parts) < 3:
+          continue
+        splits.add(parts[-3])
+        if parts[-3] == split and not parts[-1].startswith("."):
+          found.setdefault(parts[-2], []).append(m.name)
+          contents[m.name] = archive.extractfile(m).read()
+  except (tarfile.TarError, OSError, EOFError) as e:
     raise DataError(f"Cannot read archive {path}: {e}") from e
-  found = {}
-  for n in names:
-    parts = n.split("/")
-    if len(parts) >= 3 and parts[-3] == split and not parts[-1].startswith("."):
-      found.setdefault(parts[-2], []).append(n)
   if not found:
-    splits = sorted({n.split("/")[-3] for n in names if len(n.split("/")) >= 3})
-    raise DataError(f"Archive {path} has no split {split!r} (it has: {', '.join(splits) or 'none'}). "
+    raise DataError(f"Archive {path} has no split {split!r} (it has: {', '.join(sorted(splits)) or 'none'}). "
                     "Expected members <split>/<class>/<image>.jpg.")
   classes = sorted(found)
   members = [(n, c) for c in classes for n in sorted(found[c])]
-  return classes, members, lambda member: archive.extractfile(member).read()
+  return classes, members, contents.pop
 
 
 def image_folder(path: str, split: str, *, in_memory: bool, cache_dir: str = "",
@@ -233,7 +239,7 @@ def tfds_source(name: str, split: str, *, data_dir: str | None, in_memory: bool,
   if not builder.is_prepared():
     manual = os.path.join(builder.data_dir_root, "downloads", "manual")
     hint = _PREPARE_HINT.get(name.split("/")[0], _DEFAULT_HINT).format(
-        name=name, data_dir=builder.data_dir_root, manual=manual)
+        name=name, data_dir=str(builder.data_dir_root), manual=manual)
     raise DataError(f"TFDS dataset {name!r} is not prepared in {builder.data_dir_root} "
                     f"(as array_record).\n{hint}")
   try:

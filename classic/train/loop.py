@@ -83,9 +83,11 @@ class Trainer:
     self.state = jax.jit(init, out_shardings=self.repl)()
     self.checkpointer = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
     self.start_step = 0
+    self._window: list[dict[str, float]] = []
     if self.checkpointer.latest_step() is not None:
       self.state, position = self.checkpointer.restore(checkpoint.abstract(self.state))
       self.start_step = int(position["step"])
+      self._window = list(position.get("window", []))
     elif config.init_from:
       self._init_from(config.init_from)
     counts = stats.totals(self.model, self.input_shape)
@@ -159,7 +161,8 @@ class Trainer:
     stop = StopRequest()
     stop.install()
     step = self.start_step
-    pending: list[tuple[int, dict[str, jax.Array]]] = []
+    pending: list[tuple[int, dict[str, jax.Array]]] = []   # device arrays, not fetched yet
+    window = self._window                                  # fetched per-step metrics since the last log
     progress = Progress(c.train_steps, step)
     last_log_time, last_log_step = time.time(), step
     last: dict[str, Any] = {}
@@ -176,12 +179,15 @@ class Trainer:
         pending.append((step, metrics))
         step += 1
         stopping = stop.event.is_set()
-        log_now = step % c.log_every == 0 or step == c.train_steps or stopping
+        log_now = step % c.log_every == 0 or step == c.train_steps
         ckpt_now = step % c.checkpoint_every == 0 or step == c.train_steps or stopping
         if log_now or ckpt_now:
-          summary = self._flush(pending)  # raises NonFiniteError before anything is saved
+          window += self._fetch(pending)  # raises NonFiniteError before anything is saved
           pending = []
+        if log_now:
           now = time.time()
+          summary = self._summarise(window)
+          window = []
           img_per_s = (step - last_log_step) * c.batch_size / max(now - last_log_time, 1e-9)
           summary.update({"img_per_s": img_per_s, "wait_for_data_frac": data_time / max(now - last_log_time, 1e-9)})
           data_time = 0.0
@@ -193,7 +199,9 @@ class Trainer:
           logging.info(progress.line(step, summary, img_per_s) +
                        (f"  eval top-1 {summary['eval/top1']:.4f}" if "eval/top1" in summary else ""))
         if ckpt_now:
-          self.checkpointer.save(step, self.state, {"step": step, "seed": c.seed})
+          # The data position is the step; the metrics of a partly logged window travel along so a
+          # resumed run logs exactly what the uninterrupted one would have.
+          self.checkpointer.save(step, self.state, {"step": step, "seed": c.seed, "window": window})
         if stopping:
           logging.warning("Stopped at step %d by %s; rerun the same command to resume.", step, stop.signal)
           break
@@ -204,11 +212,10 @@ class Trainer:
       stop.uninstall()
     return {"step": step, **last}
 
-  def _flush(self, pending) -> dict[str, float]:
-    """Fetches the pending steps' metrics (one host sync), checks them, returns their means."""
+  def _fetch(self, pending) -> list[dict[str, float]]:
+    """Fetches the pending steps' metrics (one host sync) and checks that they are finite."""
     fetched = jax.device_get([m for _, m in pending])
-    steps = [s for s, _ in pending]
-    for s, m in zip(steps, fetched):
+    for (s, _), m in zip(pending, fetched):
       if not m["train/finite"]:
         if self.config.nonfinite == "stop":
           raise NonFiniteError(
@@ -217,7 +224,9 @@ class Trainer:
               f"{self.checkpointer.latest_step()} was saved. Lower the learning rate, or set "
               "--config.nonfinite=skip to skip such updates.")
         logging.warning("Skipped the update of step %d: non-finite loss or gradient.", s + 1)
-    keys = fetched[0].keys()
-    out = {k: float(np.mean([m[k] for m in fetched])) for k in keys if k != "train/finite"}
+    return [{k: float(v) for k, v in m.items()} for m in fetched]
+
+  def _summarise(self, window: list[dict[str, float]]) -> dict[str, float]:
+    out = {k: float(np.mean([m[k] for m in window])) for k in window[0] if k != "train/finite"}
     out["train/skipped_updates"] = int(jax.device_get(self.state.skipped))
     return out

@@ -1,0 +1,160 @@
+"""The input pipeline: exact per-process sharding, full-split evaluation, determinism, sources."""
+
+import os
+import tarfile
+
+import ml_collections
+import numpy as np
+import pytest
+from PIL import Image
+
+from classic.data import augment, sources
+from classic.data.pipeline import Pipeline
+from configs import lenet
+
+
+def digits_config(**overrides):
+  c = lenet.get_config("digits")
+  c.unlock()
+  for k, v in overrides.items():
+    c[k] = v
+  return c
+
+
+@pytest.fixture(scope="module")
+def digits_train():
+  return sources.digits("train")
+
+
+@pytest.mark.parametrize("processes", [1, 2, 3])
+def test_eval_visits_every_example_exactly_once(processes):
+  c = digits_config(eval_batch_size=48)  # 360 test images: 7.5 batches, the last one padded
+  seen = []
+  for p in range(processes):
+    pipe = Pipeline(c, train=False, process_index=p, process_count=processes)
+    for b in range(pipe.num_eval_batches):
+      batch = pipe.eval_batch(b)
+      positions = b * 48 + p * pipe.local_batch + np.arange(pipe.local_batch)
+      seen += list(positions[batch["mask"] > 0])
+      assert batch["image"].shape[0] == pipe.local_batch
+  assert sorted(seen) == list(range(360))
+
+
+def test_process_shards_reassemble_the_single_process_batch(digits_train):
+  c = digits_config(batch_size=64)
+  whole = Pipeline(c, train=True, source=digits_train)
+  halves = [Pipeline(c, train=True, process_index=p, process_count=2, source=digits_train) for p in range(2)]
+  for step in (0, 7, 23, 100):  # 23 steps of 64 cross the first epoch boundary (1,437 images)
+    expected = whole.train_batch(step)
+    got = [h.train_batch(step) for h in halves]
+    np.testing.assert_array_equal(np.concatenate([g["image"] for g in got]), expected["image"])
+    np.testing.assert_array_equal(np.concatenate([g["label"] for g in got]), expected["label"])
+
+
+def test_batches_are_a_function_of_seed_and_step(digits_train):
+  c = digits_config()
+  a, b = Pipeline(c, train=True, source=digits_train), Pipeline(c, train=True, source=digits_train)
+  np.testing.assert_array_equal(a.train_batch(57)["image"], b.train_batch(57)["image"])
+  assert not np.array_equal(a.train_batch(57)["image"], a.train_batch(58)["image"])
+  c2 = digits_config(seed=1)
+  assert not np.array_equal(Pipeline(c2, train=True, source=digits_train).train_batch(57)["image"],
+                            a.train_batch(57)["image"])
+  it = a.train_iter(57)
+  step, batch = next(it)
+  it.close()
+  assert step == 57 and np.array_equal(batch["image"], b.train_batch(57)["image"])
+
+
+def test_an_epoch_visits_every_training_example_once(digits_train):
+  c = digits_config(batch_size=1437, augment="none")  # one step = one epoch
+  pipe = Pipeline(c, train=True, source=digits_train)
+  batch = pipe.train_batch(0)
+  order = [np.flatnonzero((digits_train.images == im).all(axis=(1, 2, 3)))[0] for im in batch["image"][:50]]
+  assert len(set(order)) == 50
+  np.testing.assert_array_equal(np.sort(batch["label"]), np.sort(digits_train.labels))
+
+
+def test_pad_crop_flip_matches_a_direct_crop():
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
+  offsets = rng.integers(0, 9, (5, 2))
+  flips = np.array([True, False, True, False, False])
+  out = augment.pad_crop_flip(images, offsets, flips)
+  padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
+  for i in range(5):
+    crop = padded[i, offsets[i, 0]:offsets[i, 0] + 32, offsets[i, 1]:offsets[i, 1] + 32]
+    np.testing.assert_array_equal(out[i], crop[:, ::-1] if flips[i] else crop)
+
+
+def test_ten_crop_and_center_crop_shapes():
+  image = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+  assert augment.center_crop(image, 224, 256).shape == (224, 224, 3)
+  crops = augment.ten_crop(image, 224, 256)
+  assert crops.shape == (10, 224, 224, 3)
+  np.testing.assert_array_equal(crops[5], crops[0][:, ::-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Image folders, made of real digits written as PNG files.
+
+
+@pytest.fixture()
+def digit_folder(tmp_path, digits_train):
+  root = tmp_path / "digits_png"
+  for split, count in (("train", 40), ("test", 20)):
+    for i in range(count):
+      d = root / split / f"class{digits_train.labels[i]}"
+      d.mkdir(parents=True, exist_ok=True)
+      Image.fromarray(digits_train.images[i, ..., 0]).save(d / f"{i:03d}.png")
+  return root
+
+
+def folder_config(path, **kw):
+  c = ml_collections.ConfigDict({"dataset": str(path), "in_memory": True, "cache_dir": "", "corrupt_files": "stop",
+                                 "data_dir": "", **kw})
+  return c
+
+
+def test_image_folder_and_its_tarball_read_the_same(digit_folder, tmp_path, digits_train):
+  folder = sources.load(folder_config(digit_folder), "train", train=True)
+  tarball = tmp_path / "digits.tar.gz"
+  with tarfile.open(tarball, "w:gz") as tar:
+    tar.add(digit_folder, arcname="digits_png")
+  packed = sources.load(folder_config(tarball), "train", train=True)
+  assert len(folder) == len(packed) == 40
+  np.testing.assert_array_equal(folder.images, packed.images)
+  np.testing.assert_array_equal(folder.labels, packed.labels)
+  classes = sorted({f"class{l}" for l in digits_train.labels[:40]})
+  assert folder.num_classes == len(classes)
+
+
+def test_corrupt_image_is_named_and_can_be_skipped(digit_folder):
+  bad = digit_folder / "train" / "class0" / "999.png"
+  bad.write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+  with pytest.raises(sources.DataError, match="999.png.*corrupt_files=skip"):
+    sources.load(folder_config(digit_folder), "train", train=True)
+  skipped = sources.load(folder_config(digit_folder, corrupt_files="skip"), "train", train=True)
+  assert len(skipped) == 40
+
+
+def test_missing_split_and_missing_path_say_what_exists(digit_folder, tmp_path):
+  with pytest.raises(sources.DataError, match="no split 'validation'.*test, train"):
+    sources.load(folder_config(digit_folder), "validation", train=False)
+  with pytest.raises(sources.DataError, match="does not exist"):
+    sources.load(folder_config(tmp_path / "nope" / "x.tar.gz"), "train", train=True)
+
+
+def test_unprepared_tfds_dataset_says_how_to_prepare_it(tmp_path):
+  c = folder_config("mnist", data_dir=str(tmp_path))
+  with pytest.raises(sources.DataError, match="(?s)not prepared.*download_and_prepare"):
+    sources.load(c, "train", train=True)
+  c = folder_config("imagenet2012", data_dir=str(tmp_path))
+  with pytest.raises(sources.DataError, match="(?s)ILSVRC2012_img_train.tar.*downloads/manual"):
+    sources.load(c, "train", train=True)
+
+
+def test_class_count_mismatch_is_explained(digits_train):
+  c = digits_config()
+  c.model.num_classes = 1000
+  with pytest.raises(sources.DataError, match="has 10 classes but config.model.num_classes is 1000"):
+    Pipeline(c, train=True, source=digits_train)

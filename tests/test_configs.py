@@ -1,0 +1,70 @@
+"""Every config file's variants resolve; unknown ones fail with the valid list; overrides are typed."""
+
+import importlib
+import pathlib
+
+import ml_collections
+import pytest
+from absl import flags
+from ml_collections import config_flags
+
+from classic import models
+
+CONFIG_FILES = sorted(p.stem for p in pathlib.Path(__file__).resolve().parents[1].joinpath("configs").glob("*.py")
+                      if p.stem not in ("__init__", "common"))
+COMMON_FIELDS = ("dataset", "batch_size", "train_steps", "seed", "eval_every", "checkpoint_every",
+                 "optimizer", "model")
+
+
+def variants(family):
+  module = importlib.import_module(f"configs.{family}")
+  with pytest.raises(ValueError) as info:
+    module.get_config("no_such_variant")
+  listed = str(info.value).split("Valid variants: ")[1].rstrip(".").split(", ")
+  return module, listed
+
+
+@pytest.mark.parametrize("family", CONFIG_FILES)
+def test_every_variant_resolves_with_the_common_fields_and_a_known_model(family):
+  module, names = variants(family)
+  assert names
+  for name in names:
+    config = module.get_config(name)
+    for field in COMMON_FIELDS:
+      assert field in config, f"{family}:{name} lacks {field}"
+    assert config.model.name in models.names()
+    models.build(config.model)  # every model field the config sets is a field of the module
+
+
+def test_unknown_variant_lists_the_valid_ones_and_the_closest():
+  from configs import resnet
+  with pytest.raises(ValueError, match=r"Unknown variant 'resnet21'.*Did you mean .*resnet20.*Valid variants: .*plain34"):
+    resnet.get_config("resnet21")
+
+
+def test_unknown_model_lists_known_models():
+  with pytest.raises(ValueError, match="Known models: .*resnet"):
+    models.build(ml_collections.ConfigDict({"name": "resnett"}))
+
+
+def test_unknown_model_field_suggests_the_nearest():
+  with pytest.raises(ValueError, match="did you mean 'shortcut'"):
+    models.build(ml_collections.ConfigDict({"name": "resnet", "shortcuts": "A"}))
+
+
+def parse(*argv):
+  """Parses argv as classic.main does (config_flags reads the overrides from the argv it is given)."""
+  argv = ["prog", *argv]
+  flag_values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, flag_values=flag_values, lock_config=True, sys_argv=argv)
+  flag_values(argv)
+  return flag_values.config
+
+
+def test_command_line_overrides_are_typed():
+  c = parse("--config=configs/resnet.py:plain20", "--config.optimizer.lr=0.2",
+            "--config.model.residual=True", "--config.optimizer.boundaries=(100,200)")
+  assert c.variant == "resnet:plain20" and c.optimizer.lr == 0.2 and c.model.residual is True
+  assert tuple(c.optimizer.boundaries) == (100, 200)
+  with pytest.raises(flags.IllegalFlagValueError):
+    parse("--config=configs/resnet.py:plain20", "--config.batch_size=big")
