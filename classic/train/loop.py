@@ -94,9 +94,10 @@ class Trainer:
     self.params, self.macs = counts["params"], counts["macs"]
     logging.info("%s: %s parameters, %s multiply-adds per image at %s.", config.variant or config.model.name,
                  f"{self.params:,}", f"{self.macs:,}", self.input_shape[1:])
-    self._train_step = jax.jit(
+    self._inflight = mesh_lib.CPU_MAX_INFLIGHT if mesh_lib.needs_inflight_bound() else None
+    self._train_step = mesh_lib.BoundedInflight(jax.jit(
         functools.partial(step_lib.train_step, model=self.model, tx=self.tx, lr_fn=self.lr_fn, config=config),
-        out_shardings=(self.repl, self.repl), donate_argnums=0)
+        out_shardings=(self.repl, self.repl), donate_argnums=0), self._inflight)
     self._eval_step = jax.jit(functools.partial(step_lib.eval_step, model=self.model, config=config),
                               out_shardings=self.repl)
 
@@ -142,6 +143,8 @@ class Trainer:
       batch = mesh_lib.global_batch(self.mesh, self.eval_data.eval_batch(b))
       out = self._eval_step(model_vars, batch)
       totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
+      if self._inflight and b % self._inflight == self._inflight - 1:
+        jax.block_until_ready(totals)  # each batch is 5 launches; see mesh_lib.CPU_MAX_INFLIGHT
     totals = jax.device_get(totals)
     n = float(totals["count"])
     prefix = "eval_ema" if ema else "eval"

@@ -7,18 +7,13 @@ rows of a global batch with `jax.make_array_from_process_local_data`.
 
 from __future__ import annotations
 
+import collections
 import os
 
 import jax
 import numpy as np
 from absl import logging
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
-
-# With several CPU devices (forced host devices) and asynchronous dispatch, XLA:CPU's in-process
-# all-reduce deadlocks after a few hundred steps on 2 cores ("Expected 8 threads to join the
-# rendezvous, but only 7 ..." then abort; jax 0.10.2). Synchronous CPU dispatch avoids it; the input
-# pipeline already runs in its own thread, so little is lost. GPU/TPU dispatch is unaffected.
-jax.config.update("jax_cpu_enable_async_dispatch", False)
 
 
 def _cluster_detected() -> bool:
@@ -40,6 +35,44 @@ def initialize(coordinator: str = "", num_processes: int = 1, process_id: int = 
     return
   logging.info("Process %d of %d; %d local / %d global devices.", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
+
+
+# XLA:CPU with several local devices (forced host devices) deadlocks if the host runs too far ahead
+# (jax 0.10.2; "Termination timeout for all reduce ... only N-1 of them arrived"). Every launch of
+# a multi-device program runs on the PjRt client's pool of max(cores, devices) threads and first
+# takes a slot of its device's max-inflight semaphore (32), held until that execution finishes; a
+# running execution holds its pool thread until it ends, all-reduce waits included. Once the host
+# is 32 launches ahead on one device, that device's next launch blocks a pool thread on the
+# semaphore while the other devices' executions block the rest in the all-reduce, and the one
+# execution that would free the semaphore never gets a thread. Synchronous dispatch does not help:
+# launches with collectives always go through the thread pool. Keeping fewer than 32 launches per
+# device in flight avoids it. GPU/TPU do not run executions on this pool.
+CPU_MAX_INFLIGHT = 8
+
+
+def needs_inflight_bound() -> bool:
+  return jax.local_devices()[0].platform == "cpu" and jax.local_device_count() > 1
+
+
+class BoundedInflight:
+  """Calls a jitted `fn` whose result is (donated state, outputs); when `max_inflight` is set, waits
+  for the outputs of the call `max_inflight` calls back before returning. `.lower` etc. pass through.
+  """
+
+  def __init__(self, fn, max_inflight: int | None):
+    self._fn, self._max = fn, max_inflight
+    self._outputs = collections.deque()
+
+  def __call__(self, *args, **kwargs):
+    result = self._fn(*args, **kwargs)
+    if self._max:
+      self._outputs.append(result[-1])
+      if len(self._outputs) > self._max:
+        jax.block_until_ready(self._outputs.popleft())
+    return result
+
+  def __getattr__(self, name):
+    return getattr(self._fn, name)
 
 
 def make_mesh() -> Mesh:
