@@ -89,7 +89,8 @@ def test_a_workdir_with_another_config_is_refused(digits_run, tmp_path):
 SMALL_RESNET = ["--config=configs/resnet.py:resnet20", "--config.dataset=digits", "--config.model.depth=8",
                 "--config.mean=(127.5,)", "--config.std=(127.5,)", "--config.augment=shift",
                 "--config.batch_size=32", "--config.eval_batch_size=120", "--config.train_steps=3",
-                "--config.log_every=1", "--config.eval_every=3", "--config.checkpoint_every=3"]
+                "--config.log_every=1", "--config.eval_every=3", "--config.checkpoint_every=3",
+                "--config.optimizer.lr=0.01"]
 
 
 def _numbers(workdir):
@@ -117,9 +118,12 @@ def test_same_steps_on_1_device_4_devices_and_2_processes(tmp_path):
   for other in (four, two):
     got = _numbers(other)
     assert [m.keys() for m in got] == [m.keys() for m in reference]
+    # Sums over the batch are split into per-device partial sums, so the last bits differ; a BN net
+    # amplifies that in the gradient from step to step (1e-7 at step 1, ~4e-5 at step 3).
     for a, b in zip(got, reference):
       for k in a:
-        np.testing.assert_allclose(a[k], b[k], rtol=2e-5, err_msg=f"{other.name} {k}")
+        rtol = 1e-4 if "grad_norm" in k else 1e-5
+        np.testing.assert_allclose(a[k], b[k], rtol=rtol, err_msg=f"{other.name} {k}")
 
 
 # ---------------------------------------------------------------------------------------------
