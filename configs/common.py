@@ -99,3 +99,48 @@ def steps_schedule(c: ml_collections.ConfigDict, lr: float, boundaries: tuple[in
   c.optimizer.schedule = "steps"
   c.optimizer.boundaries = tuple(boundaries)
   c.optimizer.factor = factor
+
+
+TF_MEAN, TF_STD = (127.5,) * 3, (127.5,) * 3  # the Inception nets' [-1, 1] input scaling
+
+
+def imagenet(*, image_size: int, batch_size: int, train_steps: int, eval_every: int,
+             augment: str = "imagenet", mean=IMAGENET_MEAN, std=IMAGENET_STD, eval_resize: int = 256,
+             scale_range: tuple[int, int] | None = None, pca_lighting: float = 0.0) -> ml_collections.ConfigDict:
+  """ImageNet (ILSVRC-2012 via TFDS): streamed, centre-crop evaluation on 'validation', 1,000 classes."""
+  c = base()
+  c.dataset = "imagenet2012"
+  c.eval_split = "validation"
+  c.in_memory = False
+  c.image_size = image_size
+  c.augment = augment
+  if scale_range:
+    c.scale_range = tuple(scale_range)
+  c.pca_lighting = pca_lighting
+  c.eval_crop = "center"
+  c.eval_resize = eval_resize
+  c.mean, c.std = tuple(mean), tuple(std)
+  c.batch_size = batch_size
+  c.train_steps = train_steps
+  c.log_every = 100
+  c.eval_every = eval_every
+  c.checkpoint_every = 2000
+  c.model.num_classes = 1000
+  return c
+
+
+def cifar10(*, train_steps: int, batch_size: int = 128) -> ml_collections.ConfigDict:
+  """CIFAR-10 (TFDS 'cifar10', or the JPEG archive by --config.dataset): in memory, pad-4 crop + flip."""
+  c = base()
+  c.dataset = "cifar10"
+  c.image_size = 32
+  c.augment = "cifar"
+  c.mean, c.std = CIFAR_MEAN, CIFAR_STD
+  c.batch_size = batch_size
+  c.eval_batch_size = 500
+  c.train_steps = train_steps
+  c.log_every = 100
+  c.eval_every = 2000
+  c.checkpoint_every = 2000
+  c.model.num_classes = 10
+  return c

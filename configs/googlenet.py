@@ -25,20 +25,8 @@ CAFFE_MEAN = (123.0, 117.0, 104.0)  # bvlc_googlenet's mean_value (104, 117, 123
 
 
 def googlenet(**model):
-  c = common.base()
-  c.dataset = "imagenet2012"
-  c.eval_split = "validation"
-  c.in_memory = False
-  c.image_size = 224
-  c.augment = "inception"
-  c.eval_crop = "center"
-  c.eval_resize = 256
-  c.mean, c.std = CAFFE_MEAN, (1.0, 1.0, 1.0)
-  c.batch_size = 256
-  c.train_steps = 250 * STEPS_PER_EPOCH
-  c.log_every = 100
-  c.eval_every = 10 * STEPS_PER_EPOCH
-  c.checkpoint_every = 2000
+  c = common.imagenet(image_size=224, batch_size=256, train_steps=250 * STEPS_PER_EPOCH,
+                      eval_every=10 * STEPS_PER_EPOCH, augment="inception", mean=CAFFE_MEAN, std=(1.0, 1.0, 1.0))
   c.optimizer.name = "sgd"
   c.optimizer.lr = 0.08
   c.optimizer.momentum = 0.9

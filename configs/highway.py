@@ -52,17 +52,7 @@ def _mnist(gated: bool):
 
 
 def _cifar(gated: bool):
-  c = common.base()
-  c.dataset = "cifar10"
-  c.image_size = 32
-  c.augment = "cifar"
-  c.mean, c.std = common.CIFAR_MEAN, common.CIFAR_STD
-  c.batch_size = 128
-  c.eval_batch_size = 500
-  c.train_steps = 64_000
-  c.log_every = 100
-  c.eval_every = 2000
-  c.checkpoint_every = 2000
+  c = common.cifar10(train_steps=64_000)
   c.optimizer.name = "sgd"
   c.optimizer.momentum = 0.9
   c.optimizer.weight_decay = 5e-4

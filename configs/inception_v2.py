@@ -22,20 +22,8 @@ STEPS_PER_EPOCH = 5005  # 1,281,167 / 256
 
 
 def inception_v2(lr: float = 0.045, **model):
-  c = common.base()
-  c.dataset = "imagenet2012"
-  c.eval_split = "validation"
-  c.in_memory = False
-  c.image_size = 224
-  c.augment = "inception"
-  c.eval_crop = "center"
-  c.eval_resize = 256
-  c.mean, c.std = (127.5,) * 3, (127.5,) * 3
-  c.batch_size = 256
-  c.train_steps = 100 * STEPS_PER_EPOCH
-  c.log_every = 100
-  c.eval_every = 5 * STEPS_PER_EPOCH
-  c.checkpoint_every = 2000
+  c = common.imagenet(image_size=224, batch_size=256, train_steps=100 * STEPS_PER_EPOCH,
+                      eval_every=5 * STEPS_PER_EPOCH, augment="inception", mean=common.TF_MEAN, std=common.TF_STD)
   c.optimizer.name = "sgd"
   c.optimizer.lr = lr
   c.optimizer.momentum = 0.9

@@ -19,20 +19,9 @@ STEPS_PER_EPOCH = 5005  # 1,281,167 / 256
 
 
 def _imagenet(name: str):
-  c = common.base()
-  c.dataset = "imagenet2012"
-  c.eval_split = "validation"
-  c.image_size = 299
-  c.augment = "inception"
-  c.eval_crop = "center"
-  c.eval_resize = 342            # 299 / 0.875, the 87.5% central crop
-  c.in_memory = False
-  c.mean, c.std = (127.5,) * 3, (127.5,) * 3
-  c.batch_size = 256
-  c.train_steps = 100 * STEPS_PER_EPOCH
-  c.log_every = 100
-  c.eval_every = 5 * STEPS_PER_EPOCH
-  c.checkpoint_every = 2000
+  c = common.imagenet(image_size=299, batch_size=256, train_steps=100 * STEPS_PER_EPOCH,
+                      eval_every=5 * STEPS_PER_EPOCH, augment="inception", mean=common.TF_MEAN, std=common.TF_STD,
+                      eval_resize=342)  # 299 / 0.875, the 87.5% central crop
   c.optimizer.name = "rmsprop"
   c.optimizer.lr = 0.045
   c.optimizer.rms_decay = 0.9

@@ -30,17 +30,7 @@ def _model(c, blocks, num_classes):
 
 
 def nin_cifar():
-  c = common.base()
-  c.dataset = "cifar10"
-  c.image_size = 32
-  c.augment = "cifar"
-  c.mean, c.std = common.CIFAR_MEAN, common.CIFAR_STD
-  c.batch_size = 128
-  c.eval_batch_size = 500
-  c.train_steps = 120_000
-  c.log_every = 100
-  c.eval_every = 2000
-  c.checkpoint_every = 2000
+  c = common.cifar10(train_steps=120_000)
   c.optimizer.name = "sgd"
   c.optimizer.momentum = 0.9
   c.optimizer.weight_decay = 1e-4
@@ -50,21 +40,8 @@ def nin_cifar():
 
 
 def nin_imagenet():
-  c = common.base()
-  c.dataset = "imagenet2012"
-  c.eval_split = "validation"
-  c.image_size = 224
-  c.augment = "imagenet"
-  c.scale_range = (256, 256)
-  c.eval_crop = "center"
-  c.eval_resize = 256
-  c.in_memory = False
-  c.mean, c.std = common.IMAGENET_MEAN, common.IMAGENET_STD
-  c.batch_size = 64
-  c.train_steps = 90 * STEPS_PER_EPOCH_IMAGENET
-  c.log_every = 100
-  c.eval_every = 5 * STEPS_PER_EPOCH_IMAGENET
-  c.checkpoint_every = 2000
+  c = common.imagenet(image_size=224, batch_size=64, train_steps=90 * STEPS_PER_EPOCH_IMAGENET,
+                      eval_every=5 * STEPS_PER_EPOCH_IMAGENET, scale_range=(256, 256))
   c.optimizer.name = "sgd"
   c.optimizer.momentum = 0.9
   c.optimizer.weight_decay = 5e-4

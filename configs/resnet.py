@@ -20,19 +20,8 @@ STEPS_PER_EPOCH_IMAGENET = 5005  # 1,281,167 / 256
 
 
 def imagenet(depth: int, residual: bool = True, preact: bool = False):
-  c = common.base()
-  c.dataset = "imagenet2012"
-  c.eval_split = "validation"
-  c.image_size = 224
-  c.augment = "imagenet"
-  c.pca_lighting = 0.1
-  c.in_memory = False
-  c.mean, c.std = common.IMAGENET_MEAN, common.IMAGENET_STD
-  c.batch_size = 256
-  c.train_steps = 600_000
-  c.log_every = 100
-  c.eval_every = 10 * STEPS_PER_EPOCH_IMAGENET
-  c.checkpoint_every = 2000
+  c = common.imagenet(image_size=224, batch_size=256, train_steps=600_000,
+                      eval_every=10 * STEPS_PER_EPOCH_IMAGENET, pca_lighting=0.1)
   common.steps_schedule(c, 0.1, [e * STEPS_PER_EPOCH_IMAGENET for e in (30, 60, 90)])
   c.model.name = "resnet"
   c.model.num_classes = 1000
@@ -47,17 +36,7 @@ def imagenet(depth: int, residual: bool = True, preact: bool = False):
 
 
 def cifar(depth: int, residual: bool = True, preact: bool = False):
-  c = common.base()
-  c.dataset = "cifar10"
-  c.image_size = 32
-  c.augment = "cifar"
-  c.mean, c.std = common.CIFAR_MEAN, common.CIFAR_STD
-  c.batch_size = 128
-  c.eval_batch_size = 500
-  c.train_steps = 64_000
-  c.log_every = 100
-  c.eval_every = 2000
-  c.checkpoint_every = 2000
+  c = common.cifar10(train_steps=64_000)
   if depth >= 110:
     c.optimizer.lr = 0.01
     c.optimizer.schedule = "steps"

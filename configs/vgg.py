@@ -21,22 +21,8 @@ ALIASES = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
 
 
 def vgg(config_name: str, bn: bool = False):
-  c = common.base()
-  c.dataset = "imagenet2012"
-  c.eval_split = "validation"
-  c.image_size = 224
-  c.augment = "imagenet"
-  c.scale_range = (256, 256)
-  c.pca_lighting = 0.1
-  c.eval_crop = "center"
-  c.eval_resize = 256
-  c.in_memory = False
-  c.mean, c.std = common.IMAGENET_MEAN, common.IMAGENET_STD
-  c.batch_size = 256
-  c.train_steps = 370_000
-  c.log_every = 100
-  c.eval_every = 5 * STEPS_PER_EPOCH
-  c.checkpoint_every = 2000
+  c = common.imagenet(image_size=224, batch_size=256, train_steps=370_000, eval_every=5 * STEPS_PER_EPOCH,
+                      scale_range=(256, 256), pca_lighting=0.1)
   c.optimizer.name = "sgd"
   c.optimizer.momentum = 0.9
   c.optimizer.weight_decay = 5e-4

@@ -14,21 +14,8 @@ STEPS_PER_EPOCH = 10_009  # 1,281,167 / 128
 
 
 def zfnet():
-  c = common.base()
-  c.dataset = "imagenet2012"
-  c.eval_split = "validation"
-  c.image_size = 224
-  c.augment = "imagenet"
-  c.scale_range = (256, 256)
-  c.eval_crop = "center"
-  c.eval_resize = 256
-  c.in_memory = False
-  c.mean, c.std = common.IMAGENET_MEAN, common.IMAGENET_STD
-  c.batch_size = 128
-  c.train_steps = 70 * STEPS_PER_EPOCH
-  c.log_every = 100
-  c.eval_every = 5 * STEPS_PER_EPOCH
-  c.checkpoint_every = 2000
+  c = common.imagenet(image_size=224, batch_size=128, train_steps=70 * STEPS_PER_EPOCH,
+                      eval_every=5 * STEPS_PER_EPOCH, scale_range=(256, 256))
   c.optimizer.name = "sgd"
   c.optimizer.momentum = 0.9
   c.optimizer.weight_decay = 5e-4
