@@ -30,6 +30,7 @@ def base() -> ml_collections.ConfigDict:
   c.train_split = "train"
   c.eval_split = "test"
   c.image_size = 32            # side of the (square) network input
+  c.channels = 3               # input channels (1 for the greyscale digit sets); checked against the data
   c.augment = "none"           # 'none', 'shift' (pad-4 crop), 'cifar' (+ flip), 'imagenet', 'inception'
   c.scale_range = (256, 480)   # 'imagenet' augmentation: shorter side sampled in this range
   c.pca_lighting = 0.0         # AlexNet's PCA colour noise, std of the eigenvalue weights (0.1)
@@ -144,3 +145,15 @@ def cifar10(*, train_steps: int, batch_size: int = 128) -> ml_collections.Config
   c.checkpoint_every = 2000
   c.model.num_classes = 10
   return c
+
+
+def config_files() -> list[str]:
+  """Names of the family config files in configs/ (those with variants)."""
+  import pathlib
+  return sorted(p.stem for p in pathlib.Path(__file__).parent.glob("*.py") if p.stem not in ("__init__", "common"))
+
+
+def all_variants() -> list[tuple[str, str]]:
+  """(family, variant) for every named variant of every config file."""
+  import importlib
+  return [(f, v) for f in config_files() for v in importlib.import_module(f"configs.{f}").VARIANTS]

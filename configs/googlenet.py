@@ -5,7 +5,7 @@
   googlenet_3x3x2        5x5 branches as two stacked 3x3 convolutions (Inception v2 style)
   googlenet_1xn          5x5 branches as 1x5 + 5x1 (Inception v3 style)
   googlenet_torchvision  torchvision's variant: BN after every conv, no LRN, 3x3 in the "5x5" branch,
-                         ceil-mode max pools
+                         ceil-mode max pools, BN epsilon 1e-3, a 2x2 pool before 5a
 
 Recipe (§6): SGD with momentum 0.9; the learning rate decreased by 4% every 8 epochs; Polyak averaging
 for the final model; "inception" augmentation (crops of 8%-100% of the area, aspect ratio in [3/4, 4/3],
@@ -45,6 +45,8 @@ def googlenet(**model):
   c.model.factorization = "5x5"
   c.model.branch5x5_kernel = 5
   c.model.ceil_pool = False
+  c.model.bn_epsilon = 1e-5
+  c.model.pool4_window = 3
   c.model.dropout = 0.4
   c.model.aux_dropout = 0.7
   c.model.bn_group_size = 0
@@ -59,7 +61,7 @@ VARIANTS = {
     "googlenet_3x3x2": functools.partial(googlenet, factorization="3x3x2"),
     "googlenet_1xn": functools.partial(googlenet, factorization="1xn"),
     "googlenet_torchvision": functools.partial(googlenet, bn=True, lrn=False, branch5x5_kernel=3,
-                                               ceil_pool=True),
+                                               ceil_pool=True, bn_epsilon=1e-3, pool4_window=2),
 }
 
 

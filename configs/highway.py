@@ -35,6 +35,7 @@ def _mnist(gated: bool):
   c = common.base()
   c.dataset = "mnist"
   c.image_size = 28
+  c.channels = 1
   c.pad = 0
   c.mean, c.std = (0.0,), (255.0,)
   c.batch_size = 128

@@ -45,6 +45,7 @@ def inception_v3(**model):
   c.model.factorization = "1xn"
   c.model.dropout = 0.2
   c.model.bn_epsilon = 1e-3
+  c.model.count_include_pad = False
   c.model.bn_group_size = 0
   for key, value in model.items():
     c.model[key] = value

@@ -45,6 +45,7 @@ def _imagenet(name: str):
 
 def inception_v4():
   c = _imagenet("inception_v4")
+  c.model.layout = "paper"
   c.model.blocks = (4, 7, 3)
   c.model.reduction_a = (192, 224, 256, 384)
   return c

@@ -12,6 +12,7 @@ def _lenet(dataset: str):
   c = common.base()
   c.dataset = dataset
   c.image_size = 32
+  c.channels = 1
   c.mean, c.std = (127.5,), (127.5,)
   c.model.name = "lenet"
   c.model.num_classes = 10
@@ -54,5 +55,8 @@ def mnist():
   return c
 
 
+VARIANTS = {"digits": digits, "mnist": mnist, "lenet5": mnist}
+
+
 def get_config(arg=None):
-  return common.select(arg, {"digits": digits, "mnist": mnist, "lenet5": mnist}, "digits", "lenet")
+  return common.select(arg, VARIANTS, "digits", "lenet")

@@ -1,7 +1,6 @@
 """Every config file's variants resolve; unknown ones fail with the valid list; overrides are typed."""
 
 import importlib
-import pathlib
 
 import ml_collections
 import pytest
@@ -9,9 +8,9 @@ from absl import flags
 from ml_collections import config_flags
 
 from classic import models
+from configs import common
 
-CONFIG_FILES = sorted(p.stem for p in pathlib.Path(__file__).resolve().parents[1].joinpath("configs").glob("*.py")
-                      if p.stem not in ("__init__", "common"))
+CONFIG_FILES = common.config_files()
 COMMON_FIELDS = ("dataset", "batch_size", "train_steps", "seed", "eval_every", "checkpoint_every",
                  "optimizer", "model")
 
@@ -21,6 +20,7 @@ def variants(family):
   with pytest.raises(ValueError) as info:
     module.get_config("no_such_variant")
   listed = str(info.value).split("Valid variants: ")[1].rstrip(".").split(", ")
+  assert listed == list(module.VARIANTS)
   return module, listed
 
 

@@ -18,8 +18,11 @@ Switches (fields):
 - `branch5x5_kernel`: 5 (paper); torchvision's GoogLeNet has a 3x3 convolution in the "5x5" branch (3).
 - `ceil_pool`: stride-2 max pools without padding in ceil mode (Caffe, torchvision); the default pads
   one pixel on each side, symmetric, which gives the same Table 1 shapes (112 -> 56 -> 28 -> 14 -> 7).
-torchvision's model is `bn=True, lrn=False, branch5x5_kernel=3, ceil_pool=True` (6,624,904 parameters
-without its aux heads).
+- `bn_epsilon`: the BN epsilon with `bn=True`; 1e-5 by default, torchvision's BasicConv2d uses 1e-3.
+- `pool4_window`: the window of the stride-2 max pool between 4e and 5a: 3 (Table 1), 2 (torchvision).
+torchvision's model is `bn=True, lrn=False, branch5x5_kernel=3, ceil_pool=True, bn_epsilon=1e-3,
+pool4_window=2` (6,624,904 parameters without its aux heads). Its aux heads pool adaptively to 4x4
+(here a 5x5/3 average pool, the same at 224 only in shape), which matters for training losses only.
 """
 
 from __future__ import annotations
@@ -56,15 +59,17 @@ FACTORIZATIONS = ("5x5", "3x3x2", "1xn")
 caffe_xavier = nn.initializers.variance_scaling(1.0, "fan_in", "uniform")
 
 
-def stride2_max_pool(x: jax.Array, ceil: bool) -> jax.Array:
-  """3x3/2 max pool: symmetric 1-pixel padding, or Caffe's ceil mode (pad only the far side)."""
+def stride2_max_pool(x: jax.Array, ceil: bool, window: int = 3) -> jax.Array:
+  """window x window /2 max pool: symmetric padding (window 3: 1 pixel), or Caffe's ceil mode (pad
+  only the far side)."""
   if not ceil:
-    return nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+    p = (window - 1) // 2
+    return nn.max_pool(x, (window, window), (2, 2), padding=((p, p), (p, p)))
   pads = []
   for n in x.shape[1:3]:
-    out = math.ceil((n - 3) / 2) + 1
-    pads.append((0, max((out - 1) * 2 + 3 - n, 0)))
-  return nn.max_pool(x, (3, 3), (2, 2), padding=tuple(pads))
+    out = math.ceil((n - window) / 2) + 1
+    pads.append((0, max((out - 1) * 2 + window - n, 0)))
+  return nn.max_pool(x, (window, window), (2, 2), padding=tuple(pads))
 
 
 @register("googlenet")
@@ -78,6 +83,8 @@ class GoogLeNet(nn.Module):
   factorization: str = "5x5"
   branch5x5_kernel: int = 5
   ceil_pool: bool = False
+  bn_epsilon: float = 1e-5
+  pool4_window: int = 3
   dropout: float = 0.4
   aux_dropout: float = 0.7
   bn_group_size: int = 0
@@ -91,7 +98,7 @@ class GoogLeNet(nn.Module):
                   (Conv(r3), Conv(n3, (3, 3))),
                   (Conv(r5),) + factorize(k, n5, self.factorization)),
         pool="max", pool_proj=proj, bn=self.bn, bn_group_size=self.bn_group_size,
-        kernel_init=caffe_xavier, dtype=self.dtype, name=f"inception_{name}")
+        bn_epsilon=self.bn_epsilon, kernel_init=caffe_xavier, dtype=self.dtype, name=f"inception_{name}")
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -101,7 +108,8 @@ class GoogLeNet(nn.Module):
 
     def conv(features, k, strides=1, name=None):
       return ConvBN(features, (k, k), strides, padding=conv_padding((k, k), "same"), bn=self.bn,
-                    bn_group_size=self.bn_group_size, kernel_init=caffe_xavier, dtype=self.dtype,
+                    bn_group_size=self.bn_group_size, bn_epsilon=self.bn_epsilon,
+                    kernel_init=caffe_xavier, dtype=self.dtype,
                     name=name)
 
     def lrn(y):
@@ -116,12 +124,13 @@ class GoogLeNet(nn.Module):
     x = stride2_max_pool(lrn(x), self.ceil_pool)                  # 28x28x192
     for s, stage in enumerate(STAGES):
       if s:
-        x = stride2_max_pool(x, self.ceil_pool)
+        x = stride2_max_pool(x, self.ceil_pool, self.pool4_window if s == 2 else 3)
       for name in stage:
         x = self._inception(name)(x, train)
         if self.aux_heads and name in AUX_AFTER:
           head = AuxHead(self.num_classes, dropout=self.aux_dropout, bn=self.bn,
-                         bn_group_size=self.bn_group_size, kernel_init=caffe_xavier,
+                         bn_group_size=self.bn_group_size, bn_epsilon=self.bn_epsilon,
+                         kernel_init=caffe_xavier,
                          dense_init=caffe_xavier, dtype=self.dtype, name=f"aux_{name}")
           run_aux(self, head, x, train)
     x = jnp.mean(x, axis=(1, 2))                                  # avg pool 7x7/1 at 224

@@ -19,7 +19,9 @@ Fields:
   '1xn' (paper: 1x7 + 7x1 pairs), 'nxn' (each pair a full 7x7 convolution), '3x3' (each pair three
   stacked 3x3 convolutions). The 35x35 and 8x8 modules keep their published form.
 - `dropout` before the classifier: 0.2 (TF-slim/Keras keep_prob 0.8). `bn_epsilon`: 1e-3 (TF).
-- Average pools inside modules exclude the zero padding from the mean, as TensorFlow's SAME pooling.
+- `count_include_pad`: average pools inside modules exclude the zero padding from the mean, as
+  TensorFlow's SAME pooling (False, default); torchvision's `inception_v3` divides by 9 everywhere (True).
+- TF-slim's and Keras' BN has no learned scale: their weights load with scale 1, which is exact.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class InceptionV3(nn.Module):
   factorization: str = "1xn"
   dropout: float = 0.2
   bn_epsilon: float = 1e-3
+  count_include_pad: bool = False
   bn_group_size: int = 0
   dtype: Any = None
 
@@ -103,7 +106,8 @@ class InceptionV3(nn.Module):
                     **bn)
 
     def mixed(name, spec):
-      return InceptionModule(**spec, bn=True, count_include_pad=False, name=name, **bn)
+      return InceptionModule(**spec, bn=True, count_include_pad=self.count_include_pad, name=name,
+                             **bn)
 
     def pool(y):
       return nn.max_pool(y, (3, 3), (2, 2), padding="VALID")

@@ -5,6 +5,11 @@
   Reduction-A (Fig. 7, k,l,m,n = 192,224,256,384; -> 17x17x1024), 7x Inception-B (Fig. 5),
   Reduction-B (Fig. 8; -> 8x8x1536), 3x Inception-C (Fig. 6), average pooling, dropout (keep 0.8),
   softmax. 42,679,816 parameters with 1000 classes, the count of timm's / Cadene's `inception_v4`.
+  Its field `layout`: 'paper' (default) concatenates the branches in the figures' order, pooling
+  branch first; 'tf_slim' is TF-slim's `inception_v4.py` as timm ports it, the same layers with the
+  pooling branch last in every module and reduction, and the other order of some asymmetric pairs
+  (the stem's 1x7/7x1 pair; Inception-B's double branch 7x1 first; Inception-C's second branch
+  3x1 then 1x3, its final pair 1x3 beside 3x1). The orders matter only to load weights.
 - 'inception_resnet_v1' (Fig. 15): the Fig. 14 stem (-> 35x35x256), 5x Inception-ResNet-A (Fig. 10),
   Reduction-A (k,l,m,n = 192,192,256,384; -> 17x17x896), 10x Inception-ResNet-B (Fig. 11),
   Reduction-B (Fig. 12; -> 8x8x1792), 5x Inception-ResNet-C (Fig. 13), pool, dropout, softmax.
@@ -18,7 +23,8 @@
     conv 3x3/2 32, 3x3 32, 3x3 64, max pool, 1x1 80, 3x3 192, max pool, then the 'mixed_5b' Inception
     module (-> 35x35x320); block35 (IR-A) to 320 channels, Reduction-A ('mixed_6a', -> 1088), block17
     (IR-B) at 1088, Reduction-B ('mixed_7a', -> 2080), block8 (IR-C) at 2080 with the last one
-    unscaled and without ReLU, then 'conv2d_7b' 1x1 conv to 1536 channels before the pool. With
+    unscaled and without ReLU, then 'conv2d_7b' 1x1 conv to 1536 channels before the pool. Its
+    reductions concatenate the pooling branch last, as TF-slim does (the paper layout: first). With
     `blocks=(10, 20, 10)`, as those implementations use (the `inception_resnet_v2_tf_slim` config), it
     has 55,843,464 parameters with 1000 classes: timm's `inception_resnet_v2` (no auxiliary head).
 
@@ -176,6 +182,27 @@ STEM_TF_SLIM = (  # TF-slim's stem up to and including 'mixed_5b': 299x299x3 -> 
 )
 
 
+# ---- TF-slim's branch orders (timm, Keras): the pooling branch last; see the module docstring ----
+STEM_V4_TF_SLIM = STEM_V4[:2] + (
+    ("mixed", ((conv(64, 1), conv(96, 3, padding=V)),
+               (conv(64, 1), conv(64, 1, 7), conv(64, 7, 1), conv(96, 3, padding=V)))),
+    STEM_V4[3])
+INCEPTION_A_TF_SLIM = INCEPTION_A[1:] + INCEPTION_A[:1]
+INCEPTION_B_TF_SLIM = (INCEPTION_B[1], INCEPTION_B[2],
+                       (conv(192, 1), conv(192, 7, 1), conv(224, 1, 7), conv(224, 7, 1),
+                        conv(256, 1, 7)),
+                       INCEPTION_B[0])
+INCEPTION_C_TF_SLIM = (INCEPTION_C[1], INCEPTION_C[2],
+                       (conv(384, 1), conv(448, 3, 1), conv(512, 1, 3),
+                        fork(conv(256, 1, 3), conv(256, 3, 1))),
+                       INCEPTION_C[0])
+
+
+def pool_last(branches: tuple) -> tuple:
+  """A reduction's branches with the pooling branch (the paper's first) moved last, as TF-slim."""
+  return branches[1:] + branches[:1]
+
+
 def _scales(residual_scale: Any) -> tuple[float, float, float]:
   if isinstance(residual_scale, (int, float)):
     return (float(residual_scale),) * 3
@@ -215,6 +242,7 @@ class InceptionV4(_Inception):
   """Inception-v4 (Fig. 9). `blocks`: Inception-A/B/C repeats; `reduction_a`: Fig. 7's k, l, m, n."""
 
   num_classes: int = 1000
+  layout: str = "paper"            # or 'tf_slim' (timm's branch orders; see the module docstring)
   blocks: tuple = (4, 7, 3)
   reduction_a: tuple = (192, 224, 256, 384)
   dropout_rate: float = 0.2        # keep probability 0.8
@@ -226,11 +254,19 @@ class InceptionV4(_Inception):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     self._check()
+    if self.layout not in ("paper", "tf_slim"):
+      raise ValueError(f"layout must be 'paper' or 'tf_slim', got {self.layout!r}.")
     common = self._common()
     mixed = nn.remat(Mixed, static_argnums=(2,)) if self.remat else Mixed
-    x = self._stem(STEM_V4, x, train, common)
-    stages = ((INCEPTION_A, reduction_a(*self.reduction_a), "reduction_a"),
-              (INCEPTION_B, REDUCTION_B_V4, "reduction_b"), (INCEPTION_C, None, None))
+    if self.layout == "tf_slim":
+      x = self._stem(STEM_V4_TF_SLIM, x, train, common)
+      stages = ((INCEPTION_A_TF_SLIM, pool_last(reduction_a(*self.reduction_a)), "reduction_a"),
+                (INCEPTION_B_TF_SLIM, pool_last(REDUCTION_B_V4), "reduction_b"),
+                (INCEPTION_C_TF_SLIM, None, None))
+    else:
+      x = self._stem(STEM_V4, x, train, common)
+      stages = ((INCEPTION_A, reduction_a(*self.reduction_a), "reduction_a"),
+                (INCEPTION_B, REDUCTION_B_V4, "reduction_b"), (INCEPTION_C, None, None))
     for (module, reduction, rname), (letter, count) in zip(stages, zip("abc", self.blocks)):
       for b in range(count):
         x = mixed(module, **common, name=f"inception_{letter}{b + 1}")(x, train)
@@ -250,7 +286,10 @@ class _InceptionResNet(_Inception):
     mixed = nn.remat(Mixed, static_argnums=(2,)) if self.remat else Mixed
     scales = _scales(self.residual_scale)
     x = self._stem(stem, x, train, common)
-    reductions = ((reduction_a(*self.reduction_a), "reduction_a"), (reduction_b, "reduction_b"), None)
+    red_a = reduction_a(*self.reduction_a)
+    if tf_slim:
+      red_a, reduction_b = pool_last(red_a), pool_last(reduction_b)
+    reductions = ((red_a, "reduction_a"), (reduction_b, "reduction_b"), None)
     for stage, (branches, count, scale, red) in enumerate(
         zip(blocks_abc, self.blocks, scales, reductions)):
       letter = "abc"[stage]

@@ -9,6 +9,15 @@ One module covers the family; the paper's design choices are fields:
 - `preact=True` gives ResNet v2: BN-ReLU-conv ordering, identity shortcuts kept clean (2016, Fig. 4e).
 - `stride_on_3x3=True` puts the bottleneck's stride on its 3x3 conv (torchvision's "v1.5"); the
   paper puts it on the first 1x1 (default).
+- `bn_epsilon`: 1e-5 (Torch, Caffe); Keras' ResNets use 1.001e-5.
+- `preact_layout` (with `preact=True`): 'paper' (default, He et al. 2016 and fb.resnet.torch), or
+  'keras' for keras.applications' ResNet50V2/101V2/152V2 (after TF-slim's resnet_v2): the stem is a
+  7x7/2 conv with a bias and no BN-ReLU, then a 3x3/2 max pool over zero padding; each stage's *last*
+  block (not its first; none in the last stage) carries the stride, on its 3x3 conv, with a
+  subsampled identity shortcut (Keras' 1x1/stride max pool); each stage's first block projects from
+  its pre-activation with a stride-1 1x1 conv; the projection and each block's last 1x1 conv have
+  biases. (Keras' v1 ResNets have a bias on every conv before a BN: the converters fold it into
+  the BN's running mean, which is exact, so v1 needs no switch beyond `bn_epsilon`.)
 """
 
 from __future__ import annotations
@@ -65,12 +74,16 @@ class Block(nn.Module):
   stride_on_3x3: bool = False
   bn_group_size: int = 0
   zero_init_last_bn: bool = False
+  bn_epsilon: float = 1e-5
+  keras_v2: bool = False          # ResNet.preact_layout == 'keras'
   dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    conv = functools.partial(ConvBN, bn_group_size=self.bn_group_size, dtype=self.dtype)
-    bn = functools.partial(BatchNorm, group_size=self.bn_group_size, dtype=self.dtype)
+    conv = functools.partial(ConvBN, bn_group_size=self.bn_group_size, bn_epsilon=self.bn_epsilon,
+                             dtype=self.dtype)
+    bn = functools.partial(BatchNorm, group_size=self.bn_group_size, epsilon=self.bn_epsilon,
+                           dtype=self.dtype)
     out_features = self.features * 4 if self.bottleneck else self.features
     if self.bottleneck:
       s1, s3 = (1, self.strides) if self.stride_on_3x3 else (self.strides, 1)
@@ -85,8 +98,8 @@ class Block(nn.Module):
       for i, (f, k, s) in enumerate(specs):
         if i:
           y = nn.relu(bn(name=f"bn{i}")(y, train))
-        y = nn.Conv(f, (k, k), s, padding=_pad(k), use_bias=False, kernel_init=he_normal,
-                    dtype=self.dtype, name=f"conv{i}")(y)
+        y = nn.Conv(f, (k, k), s, padding=_pad(k), kernel_init=he_normal, dtype=self.dtype,
+                    use_bias=self.keras_v2 and i == len(specs) - 1, name=f"conv{i}")(y)
     else:
       shortcut_in = x
       y = x
@@ -101,13 +114,16 @@ class Block(nn.Module):
     return y if self.preact else nn.relu(y)
 
   def _shortcut(self, x: jax.Array, out_features: int, train: bool) -> jax.Array:
+    if self.keras_v2 and x.shape[-1] == out_features and self.shortcut != "C":
+      return x[:, :: self.strides, :: self.strides, :]   # Keras' MaxPooling2D(1, strides)
     changes_shape = self.strides != 1 or x.shape[-1] != out_features
     if self.shortcut == "C" or (self.shortcut == "B" and changes_shape):
       if self.preact:
-        return nn.Conv(out_features, (1, 1), self.strides, use_bias=False, kernel_init=he_normal,
-                       dtype=self.dtype, name="proj")(x)
+        return nn.Conv(out_features, (1, 1), self.strides, use_bias=self.keras_v2,
+                       kernel_init=he_normal, dtype=self.dtype, name="proj")(x)
       return ConvBN(out_features, (1, 1), self.strides, padding="VALID", act=None,
-                    bn_group_size=self.bn_group_size, dtype=self.dtype, name="proj")(x, train)
+                    bn_group_size=self.bn_group_size, bn_epsilon=self.bn_epsilon, dtype=self.dtype,
+                    name="proj")(x, train)
     if not changes_shape:
       return x
     if self.shortcut != "A":
@@ -132,39 +148,54 @@ class ResNet(nn.Module):
   stride_on_3x3: bool = False
   zero_init_last_bn: bool = False
   bn_group_size: int = 0
+  bn_epsilon: float = 1e-5
+  preact_layout: str = "paper"    # with preact=True: 'paper' or 'keras' (see the module docstring)
   remat: bool = False             # recompute each block's activations in the backward pass
   dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     block_type, stages = layout(self.depth, self.stem)
+    if self.preact_layout not in ("paper", "keras"):
+      raise ValueError(f"preact_layout must be 'paper' or 'keras', got {self.preact_layout!r}.")
+    keras_v2 = self.preact and self.preact_layout == "keras"
+    bn = functools.partial(BatchNorm, group_size=self.bn_group_size, epsilon=self.bn_epsilon,
+                           dtype=self.dtype)
     width = self.width or (64 if self.stem == "imagenet" else 16)
     if self.stem == "imagenet":
       if self.preact:
-        x = nn.Conv(width, (7, 7), 2, padding=_pad(7), use_bias=False, kernel_init=he_normal,
+        x = nn.Conv(width, (7, 7), 2, padding=_pad(7), use_bias=keras_v2, kernel_init=he_normal,
                     dtype=self.dtype, name="stem_conv")(x)
-        x = nn.relu(BatchNorm(group_size=self.bn_group_size, dtype=self.dtype, name="stem_bn")(x, train))
+        if keras_v2:  # no BN-ReLU: Keras pools the raw conv output over zero padding
+          x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        else:
+          x = nn.relu(bn(name="stem_bn")(x, train))
       else:
         x = ConvBN(width, (7, 7), 2, padding=_pad(7), bn_group_size=self.bn_group_size,
-                   dtype=self.dtype, name="stem")(x, train)
-      x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+                   bn_epsilon=self.bn_epsilon, dtype=self.dtype, name="stem")(x, train)
+      x = nn.max_pool(x, (3, 3), (2, 2), padding="VALID" if keras_v2 else ((1, 1), (1, 1)))
     elif self.preact:
       x = nn.Conv(width, (3, 3), 1, padding=_pad(3), use_bias=False, kernel_init=he_normal,
                   dtype=self.dtype, name="stem_conv")(x)
     else:
       x = ConvBN(width, (3, 3), 1, padding=_pad(3), bn_group_size=self.bn_group_size,
-                 dtype=self.dtype, name="stem")(x, train)
+                 bn_epsilon=self.bn_epsilon, dtype=self.dtype, name="stem")(x, train)
 
     block_cls = nn.remat(Block, static_argnums=(2,)) if self.remat else Block
     for stage, blocks in enumerate(stages):
       for b in range(blocks):
+        if keras_v2:  # the stride in each stage's last block, the last stage's excepted
+          strides = 2 if (stage < len(stages) - 1 and b == blocks - 1) else 1
+        else:
+          strides = 2 if (stage > 0 and b == 0) else 1
         x = block_cls(
-            features=width * 2**stage, strides=2 if (stage > 0 and b == 0) else 1,
+            features=width * 2**stage, strides=strides,
             bottleneck=block_type == "bottleneck", residual=self.residual, shortcut=self.shortcut,
             preact=self.preact, first_in_stage=b == 0, stride_on_3x3=self.stride_on_3x3,
             bn_group_size=self.bn_group_size, zero_init_last_bn=self.zero_init_last_bn,
-            dtype=self.dtype, name=f"stage{stage + 1}_block{b + 1}")(x, train)
+            bn_epsilon=self.bn_epsilon, keras_v2=keras_v2, dtype=self.dtype,
+            name=f"stage{stage + 1}_block{b + 1}")(x, train)
     if self.preact:
-      x = nn.relu(BatchNorm(group_size=self.bn_group_size, dtype=self.dtype, name="final_bn")(x, train))
+      x = nn.relu(bn(name="final_bn")(x, train))
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)

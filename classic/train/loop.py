@@ -21,6 +21,7 @@ from absl import logging
 
 from classic import models
 from classic.data.pipeline import Pipeline
+from classic.data.sources import DataError
 from classic.models import stats
 from classic.train import checkpoint, mesh as mesh_lib, optim, state as state_lib, step as step_lib
 from classic.train.writers import MetricWriter, Progress
@@ -75,7 +76,11 @@ class Trainer:
     self.train_data = None if eval_only else Pipeline(config, train=True, process_index=pid,
                                                       process_count=pcount)
     sample = self.train_data or self.eval_data
-    self.input_shape = (1, config.image_size, config.image_size, sample.source.get(0)[0].shape[-1])
+    channels = sample.source.get(0)[0].shape[-1]
+    if channels != config.channels:
+      raise DataError(f"{sample.source.name} has {channels}-channel images but config.channels is "
+                      f"{config.channels}: set --config.channels={channels}.")
+    self.input_shape = (1, config.image_size, config.image_size, channels)
     dtype = jnp.bfloat16 if config.half_precision else None
     self.model = models.build(config.model, dtype=dtype)
     self.tx, self.lr_fn = optim.create(config)

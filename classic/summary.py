@@ -1,0 +1,97 @@
+r"""Per-layer output shapes, parameters and multiply-accumulates of a config's model.
+
+  python -m classic.summary --config=configs/vgg.py:D
+  python -m classic.summary --config=configs/resnet.py:resnet50 --json   # {"params": ..., "macs": ...}
+
+Counts are trainable parameters (BatchNorm running statistics excluded; training-only heads such as
+GoogLeNet's auxiliary classifiers included) and MACs of one eval-mode forward pass of one image at the
+variant's input size. Nothing is computed: the model is traced with jax.eval_shape.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file and variant.", lock_config=True)
+_JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead of the table.")
+_ALL = flags.DEFINE_bool("all", False, "A Markdown table of every variant of every config file, "
+                         "beside the papers' figures (docs/models.md is made with it).")
+
+# What the papers (or, where a paper gives none, the reference implementation) state.
+PAPER = {
+    "lenet:lenet5": "60,000 params (LeCun 1998 §II.B)",
+    "alexnet:alexnet": "60M params (Krizhevsky 2012 §1)",
+    "alexnet:alexnet_1tower": "61.1M params (torchvision)",
+    "vgg:A": "133M params (Table 2)", "vgg:A_lrn": "133M params (Table 2)", "vgg:B": "133M params (Table 2)",
+    "vgg:C": "134M params (Table 2)", "vgg:D": "138M params (Table 2)", "vgg:E": "144M params (Table 2)",
+    "googlenet:googlenet": "~6.8M params w/o aux heads, 1.5G MACs (Szegedy 2014 Table 1, §5)",
+    "inception_v3:inception_v3": "27.16M params with aux head (torchvision); ~5G MACs (§6)",
+    "inception_v4:inception_v4": "42.68M params (timm)",
+    "inception_v4:inception_resnet_v2_tf_slim": "55.84M params (timm)",
+    "resnet:resnet18": "1.8G FLOPs (mult-adds) (He 2015 Table 1)", "resnet:resnet34": "3.6G (Table 1)",
+    "resnet:resnet50": "3.8G (Table 1)", "resnet:resnet101": "7.6G (Table 1)", "resnet:resnet152": "11.3G (Table 1)",
+    "resnet:plain18": "1.8G (Table 1)", "resnet:plain34": "3.6G (Table 1)",
+    "resnet:resnet20": "0.27M params (Table 6)", "resnet:resnet32": "0.46M (Table 6)",
+    "resnet:resnet44": "0.66M (Table 6)", "resnet:resnet56": "0.85M (Table 6)",
+    "resnet:resnet110": "1.7M (Table 6)", "resnet:resnet1202": "19.4M (Table 6)",
+    "resnet:preact164": "1.7M params (He 2016 Table 2)", "resnet:preact1001": "10.2M params, BN excluded (He 2016)",
+}
+
+
+def summarise(config) -> dict:
+  from classic import models
+  from classic.models import stats
+
+  module = models.build(config.model)
+  shape = (1, config.image_size, config.image_size, config.channels)
+  rows = stats.layer_table(module, shape)
+  totals = stats.totals(module, shape)
+  return {"variant": config.variant, "input": list(shape[1:]), **totals,
+          "layers": [{"path": r.path, "kind": r.kind, "output": list(r.output_shape), "params": r.params,
+                      "macs": r.macs} for r in rows]}
+
+
+def format_table(summary: dict) -> str:
+  lines = [f"{summary['variant']}  input {tuple(summary['input'])}",
+           f"{'layer':<48} {'kind':<22} {'output':<18} {'params':>12} {'MACs':>15}"]
+  for r in summary["layers"]:
+    lines.append(f"{r['path']:<48} {r['kind']:<22} {str(tuple(r['output'])):<18} {r['params']:>12,} {r['macs']:>15,}")
+  lines.append(f"{'total':<90} {summary['params']:>12,} {summary['macs']:>15,}")
+  return "\n".join(lines)
+
+
+def markdown_all() -> str:
+  import importlib
+
+  from configs import common
+
+  lines = ["| config:variant | input | parameters | MACs / image | paper or reference |",
+           "|---|---|---:|---:|---|"]
+  for family, variant in common.all_variants():
+    config = importlib.import_module(f"configs.{family}").get_config(variant)
+    s = summarise(config)
+    lines.append(f"| `{family}:{variant}` | {'x'.join(map(str, s['input']))} | {s['params']:,} | "
+                 f"{s['macs'] / 1e6:,.1f} M | {PAPER.get(f'{family}:{variant}', '')} |")
+  return "\n".join(lines)
+
+
+def main(argv):
+  del argv
+  if _ALL.value:
+    print(markdown_all())
+    return
+  if _CONFIG.value is None:
+    raise app.UsageError("--config is required (or --all).")
+  summary = summarise(_CONFIG.value)
+  if _JSON.value:
+    print(json.dumps({k: v for k, v in summary.items() if k != "layers"}))
+  else:
+    print(format_table(summary))
+
+
+if __name__ == "__main__":
+  app.run(main)
