@@ -76,9 +76,56 @@ def run(argv) -> int:
   return 0
 
 
+def _config_keys(argv: list[str]) -> list[str]:
+  """Dotted field names of the config named by --config=FILE[:VARIANT] (for suggestions)."""
+  import importlib.util
+  spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  if spec is None:
+    return []
+  path, _, variant = spec.partition(":")
+  module_spec = importlib.util.spec_from_file_location("_classic_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  config = module.get_config(variant or None)
+
+  def walk(d, prefix=""):
+    for k, v in d.items():
+      yield from walk(v, f"{prefix}{k}.") if hasattr(v, "items") else [f"{prefix}{k}"]
+
+  return list(walk(config))
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing, with config errors said in a sentence (and the nearest field) instead of a trace."""
+  try:
+    remaining = flags.FLAGS(argv)
+    if flags.FLAGS["config"].present:
+      _ = flags.FLAGS.config.variant  # config files load lazily: fail here, in a sentence
+    return remaining
+  except flags.Error as e:
+    message = str(e)
+    if "Traceback (most recent call last)" in message:  # config_flags embeds the config file's trace
+      message = message.strip().splitlines()[-1]
+  except (AttributeError, KeyError) as e:  # ml_collections: an override names no field
+    import difflib
+    import re
+    field = re.search(r"[A-Za-z_][A-Za-z0-9_]*", str(e)).group(0)
+    overrides = [a[len("--config."):].split("=", 1)[0] for a in argv if a.startswith("--config.")]
+    bad = [o for o in overrides if field in o.split(".")] or [field]
+    try:
+      close = difflib.get_close_matches(bad[0], _config_keys(argv), n=3)
+    except Exception:  # the suggestion is a courtesy
+      close = []
+    message = f"the config has no field {bad[0]!r}" + (f"; did you mean {', '.join(close)}?" if close else ".")
+  except Exception as e:  # a config file that fails to load, a wrong variant, ...
+    message = " ".join(str(e).split()) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
 def main(argv):
   sys.exit(run(argv))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

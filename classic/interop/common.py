@@ -48,12 +48,27 @@ def get_config(family: str, variant: str, **model_fields: Any):
   return config
 
 
-def abstract_variables(config) -> dict[str, Any]:
-  """Shapes of the module's variables at config.image_size (eval-mode init; aux heads included)."""
+def abstract_variables(config, conv_order: list[str] | None = None) -> dict[str, Any]:
+  """Shapes of the module's variables at config.image_size (eval-mode init; aux heads included).
+
+  `conv_order`, if given, receives the paths of the module's convolutions in the order they are
+  called (the variables' dicts come back with sorted keys, which is not the network's order).
+  """
+  import flax.linen as nn
   module = models.build(config.model)
   size = config.image_size
-  return jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.zeros((1, size, size, 3)),
-                                            train=False))
+
+  def record(next_fun, args, kwargs, context):
+    if conv_order is not None and isinstance(context.module, nn.Conv) and \
+        context.method_name == "__call__":
+      path = "/".join(context.module.path)
+      if path not in conv_order:
+        conv_order.append(path)
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(record):
+    return jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.zeros((1, size, size, 3)),
+                                              train=False))
 
 
 def check_classes(found: int, wanted: int | None, where: str) -> int:
@@ -233,17 +248,11 @@ class Mapper:
     return out
 
   # -- classic side walks -------------------------------------------------------------------
-  def conv_units(self) -> list[tuple[str, bool]]:
-    """Classic conv layers in creation order: (path of the conv module, followed by a BN?).
-
-    A ConvBN 'x' contributes ('x/conv', True); a bare conv ('x/kernel' with a bias) ('x', False).
-    Dense heads (2-D kernels) are left out.
-    """
+  def conv_units(self, order: list[str]) -> list[tuple[str, bool]]:
+    """Classic conv layers in call order (from `abstract_variables(conv_order=)`): (path of the conv
+    module, followed by a BN?). A ConvBN 'x' gives ('x/conv', True); a bare conv 'x' ('x', False)."""
     out = []
-    for path, leaf in self.targets["params"].items():
-      if not path.endswith("/kernel") or len(leaf.shape) != 4:
-        continue
-      module = path[: -len("/kernel")]
+    for module in order:
       parent = module.rsplit("/", 1)[0] if "/" in module else ""
       has_bn = module.endswith("/conv") and f"{parent}/bn/bias" in self.targets["params"]
       out.append((module, has_bn))

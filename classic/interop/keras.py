@@ -13,7 +13,8 @@ What the converted config carries besides the weights:
   reversed), which is exact, so no channel-order option is needed. ResNetV2 and the Inceptions are
   'tf' models: x / 127.5 - 1, i.e. mean = std = 127.5.
 - Deviations: ResNet v1 has a bias on every conv before a BN (folded into the BN's running mean,
-  exact) and BN epsilon 1.001e-5 (`bn_epsilon`); ResNetV2 is `preact_layout='keras'` (see
+  exact) and BN epsilon 1.001e-5 (`bn_epsilon`); ResNetV2 is `preact_layout='keras'` with
+  `stride_on_3x3=True` (see
   classic/models/resnet.py); InceptionV3's BN has no scale (loaded as 1) and no aux head;
   InceptionResNetV2 is `layout='tf_slim'`, blocks (10, 20, 10).
 - The classic module returns logits; Keras' 'predictions' layer applies softmax by default
@@ -142,7 +143,7 @@ def _resnet_v1(depth, weights, classes, size):
 
 def _resnet_v2(depth, weights, classes, size):
   config = common.get_config("resnet", f"preact{depth}", num_classes=classes, bn_epsilon=1.001e-5,
-                             preact_layout="keras")
+                             preact_layout="keras", stride_on_3x3=True)
   config.image_size = size
   config.mean, config.std = (127.5,) * 3, (127.5,) * 3
   m = common.Mapper(weights, common.abstract_variables(config), "keras")
@@ -199,8 +200,9 @@ def _ordered(model, weights, config, name):
       if not units or units[-1][1] is not None:
         raise common.ConversionError(f"Keras {name}: BatchNormalization {layer.name} follows no conv.")
       units[-1][1] = layer.name
-  m = common.Mapper(weights, common.abstract_variables(config), "keras")
-  classic_units = m.conv_units()
+  order: list[str] = []
+  m = common.Mapper(weights, common.abstract_variables(config, order), "keras")
+  classic_units = m.conv_units(order)
   if len(units) != len(classic_units):
     raise common.ConversionError(
         f"The Keras model has {len(units)} convolutions, classic {config.model.name} "

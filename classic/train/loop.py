@@ -228,9 +228,10 @@ class Trainer:
         if self.config.nonfinite == "stop":
           raise NonFiniteError(
               f"Non-finite loss or gradient at step {s + 1} (loss {m['train/total_loss']}, gradient "
-              f"norm {m['train/grad_norm']}). The update was not applied and nothing after step "
-              f"{self.checkpointer.latest_step()} was saved. Lower the learning rate, or set "
-              "--config.nonfinite=skip to skip such updates.")
+              f"norm {m['train/grad_norm']}). The update was not applied; "
+              + (f"the last checkpoint, step {self.checkpointer.latest_step()}, is intact. "
+                 if self.checkpointer.latest_step() is not None else "no checkpoint had been written. ")
+              + "Lower the learning rate, or set --config.nonfinite=skip to skip such updates.")
         logging.warning("Skipped the update of step %d: non-finite loss or gradient.", s + 1)
     return [{k: float(v) for k, v in m.items()} for m in fetched]
 

@@ -60,7 +60,8 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, tx, lr_
   if config.ema_decay:
     d = config.ema_decay
     ema = jax.tree.map(lambda e, p: d * e + (1 - d) * p, ema, params)
-  finite = jnp.isfinite(total) & jnp.isfinite(grad_norm)
+  # An overflowing update (huge learning rate) is as fatal as a NaN gradient: check it too.
+  finite = jnp.isfinite(total) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.global_norm(updates))
   new = state.replace(step=state.step + 1, params=params, batch_stats=new_stats, opt_state=opt_state,
                       ema_params=ema)
   # A non-finite step never touches the weights: the update is dropped and counted. The loop then
