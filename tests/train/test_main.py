@@ -86,7 +86,8 @@ def test_a_workdir_with_another_config_is_refused(digits_run, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # One step of a BatchNorm net: 1 device = 4 forced devices = 2 processes on 127.0.0.1.
 
-SMALL_RESNET = ["--config=configs/resnet.py:resnet20", "--config.dataset=digits", "--config.model.depth=8",
+SMALL_RESNET = ["--config=configs/resnet.py:resnet20", "--config.dataset=digits", "--config.channels=1",
+                "--config.model.depth=8",
                 "--config.mean=(127.5,)", "--config.std=(127.5,)", "--config.augment=shift",
                 "--config.batch_size=32", "--config.eval_batch_size=120", "--config.train_steps=3",
                 "--config.log_every=1", "--config.eval_every=3", "--config.checkpoint_every=3",
