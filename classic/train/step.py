@@ -53,7 +53,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, tx, lr_
     return total, (loss, logits, updates.get("batch_stats", {}))
 
   (total, (loss, logits, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  grad_norm = optax.global_norm(grads)
+  grad_norm = optax.tree.norm(grads)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   ema = state.ema_params
@@ -61,7 +61,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, tx, lr_
     d = config.ema_decay
     ema = jax.tree.map(lambda e, p: d * e + (1 - d) * p, ema, params)
   # An overflowing update (huge learning rate) is as fatal as a NaN gradient: check it too.
-  finite = jnp.isfinite(total) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.global_norm(updates))
+  finite = jnp.isfinite(total) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.tree.norm(updates))
   new = state.replace(step=state.step + 1, params=params, batch_stats=new_stats, opt_state=opt_state,
                       ema_params=ema)
   # A non-finite step never touches the weights: the update is dropped and counted. The loop then
