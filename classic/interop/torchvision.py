@@ -107,6 +107,15 @@ def _alexnet(sd, classes):
   return config, m.finish("torchvision alexnet")
 
 
+def _preprocessing(config, transform_input: bool) -> None:
+  """transform_input maps ImageNet-normalised inputs to x/127.5 - 1: the net sees the latter."""
+  from configs import common as config_common
+  if transform_input:
+    config.mean, config.std = (127.5,) * 3, (127.5,) * 3
+  else:
+    config.mean, config.std = config_common.IMAGENET_MEAN, config_common.IMAGENET_STD
+
+
 def _conv_bn(m, dst, src):
   m.conv(f"{dst}/conv", f"{src}.conv")
   m.bn(f"{dst}/bn", f"{src}.bn")
@@ -116,8 +125,7 @@ def _googlenet(sd, classes, transform_input):
   aux = any(k.startswith("aux1.") for k in sd)
   config = common.get_config("googlenet", "googlenet_torchvision", num_classes=classes,
                              aux_heads=aux, dropout=0.2)
-  if transform_input:
-    config.mean, config.std = (127.5,) * 3, (127.5,) * 3
+  _preprocessing(config, transform_input)
   m = common.Mapper(sd, common.abstract_variables(config), "torch")
   for dst, src in (("conv1", "conv1"), ("conv2_reduce", "conv2"), ("conv2", "conv3")):
     _conv_bn(m, dst, src)
@@ -160,8 +168,7 @@ def _inception_v3(sd, classes, transform_input):
   aux = any(k.startswith("AuxLogits.") for k in sd)
   config = common.get_config("inception_v3", "inception_v3", num_classes=classes, aux_heads=aux,
                              count_include_pad=True, dropout=0.5)
-  if transform_input:
-    config.mean, config.std = (127.5,) * 3, (127.5,) * 3
+  _preprocessing(config, transform_input)
   m = common.Mapper(sd, common.abstract_variables(config), "torch")
   for dst, src in (("conv_1a", "Conv2d_1a_3x3"), ("conv_2a", "Conv2d_2a_3x3"),
                    ("conv_2b", "Conv2d_2b_3x3"), ("conv_3b", "Conv2d_3b_1x1"),

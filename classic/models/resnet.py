@@ -14,10 +14,11 @@ One module covers the family; the paper's design choices are fields:
   'keras' for keras.applications' ResNet50V2/101V2/152V2 (after TF-slim's resnet_v2): the stem is a
   7x7/2 conv with a bias and no BN-ReLU, then a 3x3/2 max pool over zero padding; each stage's *last*
   block (not its first; none in the last stage) carries the stride (on the 3x3 conv with
-  `stride_on_3x3=True`, as Keras), with a subsampled identity shortcut (Keras' 1x1/stride max pool); each stage's first block projects from
-  its pre-activation with a stride-1 1x1 conv; the projection and each block's last 1x1 conv have
-  biases. (Keras' v1 ResNets have a bias on every conv before a BN: the converters fold it into
-  the BN's running mean, which is exact, so v1 needs no switch beyond `bn_epsilon`.)
+  `stride_on_3x3=True`, as Keras), with a subsampled identity shortcut (Keras' 1x1/stride max
+  pool); each stage's first block projects from its pre-activation with a stride-1 1x1 conv; the
+  projection and each block's last 1x1 conv have biases. (Keras' v1 ResNets have a bias on every
+  conv before a BN: the converters fold it into the BN's running mean, which is exact, so v1 needs
+  no switch beyond `bn_epsilon`.)
 """
 
 from __future__ import annotations
