@@ -27,6 +27,8 @@ _OVERRIDE = flags.DEFINE_bool("override_config", False, "Continue a workdir whos
 _COORDINATOR = flags.DEFINE_string("coordinator", "", "HOST:PORT of process 0, for multi-host runs.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", 1, "Number of processes (hosts) in the run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", 0, "This process's index, 0 ... num_processes-1.")
+_HEARTBEAT = flags.DEFINE_integer("heartbeat_timeout", 100, "Seconds without a peer's heartbeat after which "
+                                  "a multi-host run stops with an error instead of waiting forever.")
 flags.mark_flag_as_required("workdir")
 
 
@@ -55,7 +57,8 @@ def run(argv) -> int:
     handler.addFilter(_QuietLibraries())
   workdir = os.path.abspath(os.path.expanduser(_WORKDIR.value))
   _setup_jax(workdir)
-  mesh.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  mesh.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                  heartbeat_timeout_s=_HEARTBEAT.value)
   try:
     config = _CONFIG.value if _CONFIG.value is not None else checkpoint.read_config(workdir)
     trainer = Trainer(config, workdir, override_config=_OVERRIDE.value, eval_only=_MODE.value == "eval")

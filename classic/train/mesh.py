@@ -24,13 +24,18 @@ def _cluster_detected() -> bool:
 
 
 def initialize(coordinator: str = "", num_processes: int = 1, process_id: int = 0,
-               timeout_s: int = 300) -> None:
-  """Joins the other processes of a multi-host run, if there are any."""
+               timeout_s: int = 300, heartbeat_timeout_s: int = 100) -> None:
+  """Joins the other processes of a multi-host run, if there are any.
+
+  A peer that dies stops sending heartbeats; after `heartbeat_timeout_s` JAX's coordination service
+  ends the surviving processes with an error rather than letting them wait in a collective forever.
+  """
   if coordinator:
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
-                               process_id=process_id, initialization_timeout=timeout_s)
+                               process_id=process_id, initialization_timeout=timeout_s,
+                               heartbeat_timeout_seconds=heartbeat_timeout_s)
   elif _cluster_detected():
-    jax.distributed.initialize(initialization_timeout=timeout_s)
+    jax.distributed.initialize(initialization_timeout=timeout_s, heartbeat_timeout_seconds=heartbeat_timeout_s)
   else:
     return
   logging.info("Process %d of %d; %d local / %d global devices.", jax.process_index(),

@@ -57,3 +57,30 @@ def test_unknown_config_field_and_file_fail_with_a_sentence(tmp_path):
   assert proc.returncode != 0 and "learning_rate" in proc.stderr and "Traceback" not in proc.stderr
   proc = run_main("--config=configs/lenett.py:digits", f"--workdir={tmp_path}", check=False)
   assert proc.returncode != 0 and "lenett.py" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_dead_peer_stops_the_other_process_within_the_heartbeat_timeout(tmp_path):
+  from tests.conftest import free_port
+  args = ["--config=configs/lenet.py:digits", "--config.train_steps=100000", "--config.log_every=20",
+          "--config.checkpoint_every=100000", f"--workdir={tmp_path}", "--heartbeat_timeout=10"]
+  port = free_port()
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+  procs = [subprocess.Popen(main_command(*args, f"--coordinator=127.0.0.1:{port}", "--num_processes=2",
+                                         f"--process_id={i}"),
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+           for i in range(2)]
+  try:
+    deadline = time.time() + 180
+    while time.time() < deadline and not (tmp_path / "metrics.jsonl").exists():
+      time.sleep(0.2)
+    assert (tmp_path / "metrics.jsonl").exists(), "the 2-process run never got going"
+    procs[1].kill()
+    killed_at = time.time()
+    _, err = procs[0].communicate(timeout=90)
+    assert time.time() - killed_at < 60
+    assert procs[0].returncode != 0
+    assert "another task died" in err or "heartbeat timeout" in err
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
