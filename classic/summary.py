@@ -11,7 +11,6 @@ variant's input size. Nothing is computed: the model is traced with jax.eval_sha
 from __future__ import annotations
 
 import json
-import sys
 
 from absl import app, flags
 from ml_collections import config_flags

@@ -1,6 +1,5 @@
 """The input pipeline: exact per-process sharding, full-split evaluation, determinism, sources."""
 
-import os
 import tarfile
 
 import ml_collections

@@ -18,9 +18,12 @@ INCEPTION = (np.array([0.5] * 3, "f"), np.array([0.5] * 3, "f"))
 
 TORCHVISION = {  # arch: (reference model, input size of the numeric test)
     "resnet18": (lambda: R.ResNet(18, 10), 64),
+    "resnet34": (lambda: R.ResNet(34, 10), 64),
     "resnet50": (lambda: R.ResNet(50, 10), 64),
-    "vgg11": (lambda: R.VGG(11, False, 10), 32),
-    "vgg16_bn": (lambda: R.VGG(16, True, 10), 32),
+    "resnet101": (lambda: R.ResNet(101, 10), 64),
+    "resnet152": (lambda: R.ResNet(152, 10), 64),
+    **{f"vgg{d}{bn}": ((lambda d=d, bn=bn: R.VGG(d, bool(bn), 10)), 32)
+       for d in (11, 13, 16, 19) for bn in ("", "_bn")},
     "alexnet": (lambda: R.AlexNet(10), 224),
     "googlenet": (lambda: R.GoogLeNet(10), 224),
     "inception_v3": (lambda: R.Inception3(10), 75),

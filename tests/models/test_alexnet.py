@@ -15,6 +15,7 @@ import pytest
 from classic import models
 from classic.models.alexnet import AlexNet, adaptive_avg_pool, caffe_pool
 from configs import alexnet as alexnet_configs
+from tests.models.weights import pool_fill as fill
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -40,17 +41,6 @@ def feature_shapes(module, size):
   return {k: v[0].shape[1:] for k, v in state["intermediates"].items()}
 
 
-def fill(shapes, seed=0):
-  """He-scaled pseudo-random weights from one random pool: fast, where compiling `init` (threefry)
-  and drawing 61M normals take seconds on CPU."""
-  pool = np.random.default_rng(seed).standard_normal(1 << 20).astype(np.float32)
-  leaves, treedef = jax.tree.flatten(shapes)
-  out = []
-  for i, s in enumerate(leaves):
-    n = int(np.prod(s.shape))
-    scale = np.sqrt(2.0 / (n // s.shape[-1])) if len(s.shape) > 1 else 0.1
-    out.append(jnp.asarray(np.resize(np.roll(pool, 7919 * i), n).reshape(s.shape) * scale))
-  return jax.tree.unflatten(treedef, out)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 from classic import models
 from classic.models.inception_v3 import GRID17, InceptionV3
 from configs import inception_v3 as v3_configs
+from tests.models.weights import random_variables
 
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
@@ -100,19 +101,6 @@ def test_half_precision_returns_float32_logits():
   assert out.dtype == jnp.float32
 
 
-def random_variables(tree, seed=0):
-  """He-scaled random weights for the given shapes (a jitted `init` would compile for ~40 s more)."""
-  rng = np.random.default_rng(seed)
-
-  def fill(path, s):
-    key = jax.tree_util.keystr(path)
-    if key.endswith("['kernel']"):
-      return (rng.standard_normal(s.shape) * np.sqrt(2.0 / np.prod(s.shape[:-1]))).astype(np.float32)
-    if key.endswith("['scale']") or key.endswith("['var']"):
-      return np.ones(s.shape, np.float32)
-    return np.zeros(s.shape, np.float32)
-
-  return jax.tree_util.tree_map_with_path(fill, tree)
 
 
 def test_forward_backward_with_aux_loss():

@@ -10,6 +10,7 @@ import pytest
 from classic import models
 from classic.models.nin import NiN
 from configs import nin as nin_configs
+from tests.models.weights import pool_fill as fill
 
 
 def shapes_of(module, size):
@@ -20,16 +21,6 @@ def n_params(module, size):
   return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes_of(module, size)["params"]))
 
 
-def fill(shapes, seed=0):
-  """He-scaled pseudo-random weights from one random pool (fast; a real init compiles slowly on CPU)."""
-  pool = np.random.default_rng(seed).standard_normal(1 << 20).astype(np.float32)
-  leaves, treedef = jax.tree.flatten(shapes)
-  out = []
-  for i, s in enumerate(leaves):
-    n = int(np.prod(s.shape))
-    scale = np.sqrt(2.0 / (n // s.shape[-1])) if len(s.shape) > 1 else 0.1
-    out.append(jnp.asarray(np.resize(np.roll(pool, 7919 * i), n).reshape(s.shape) * scale))
-  return jax.tree.unflatten(treedef, out)
 
 
 def block_sizes(module, size):

@@ -10,6 +10,7 @@ import pytest
 from classic import models
 from classic.models.vgg import CONFIGS, VGG, pair_3x3_into_5x5
 from configs import vgg as vgg_configs
+from tests.models.weights import pool_fill as fill
 
 
 def build(variant, **overrides):
@@ -27,21 +28,6 @@ def n_params(module, size=224):
   return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes_of(module, size)["params"]))
 
 
-def fill(shapes, seed=0):
-  """He-scaled pseudo-random weights from one random pool (fast; a real init compiles slowly on CPU).
-  BatchNorm statistics get mean 0, variance 1."""
-  pool = np.random.default_rng(seed).standard_normal(1 << 20).astype(np.float32)
-  flat, treedef = jax.tree_util.tree_flatten_with_path(shapes)
-  out = []
-  for i, (path, s) in enumerate(flat):
-    name = jax.tree_util.keystr(path)
-    n = int(np.prod(s.shape))
-    if "batch_stats" in name:
-      out.append(jnp.full(s.shape, 1.0 if "var" in name else 0.0, jnp.float32))
-      continue
-    scale = np.sqrt(2.0 / (n // s.shape[-1])) if len(s.shape) > 1 else 0.1
-    out.append(jnp.asarray(np.resize(np.roll(pool, 7919 * i), n).reshape(s.shape) * scale))
-  return jax.tree.unflatten(treedef, out)
 
 
 # Simonyan & Zisserman 2015 Table 2, "number of parameters (in millions)".

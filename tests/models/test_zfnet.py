@@ -10,22 +10,13 @@ import pytest
 from classic import models
 from classic.models.zfnet import ZFNet
 from configs import zfnet as zfnet_configs
+from tests.models.weights import pool_fill as fill
 
 
 def shapes_of(module, size):
   return jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.zeros((1, size, size, 3))))
 
 
-def fill(shapes, seed=0):
-  """He-scaled pseudo-random weights from one random pool (fast; a real init compiles slowly on CPU)."""
-  pool = np.random.default_rng(seed).standard_normal(1 << 20).astype(np.float32)
-  leaves, treedef = jax.tree.flatten(shapes)
-  out = []
-  for i, s in enumerate(leaves):
-    n = int(np.prod(s.shape))
-    scale = np.sqrt(2.0 / (n // s.shape[-1])) if len(s.shape) > 1 else 0.1
-    out.append(jnp.asarray(np.resize(np.roll(pool, 7919 * i), n).reshape(s.shape) * scale))
-  return jax.tree.unflatten(treedef, out)
 
 
 @pytest.fixture(scope="module")

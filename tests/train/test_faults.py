@@ -5,7 +5,6 @@ import signal
 import subprocess
 import time
 
-import pytest
 
 from tests.conftest import REPO, main_command, read_metrics, run_main
 
