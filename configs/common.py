@@ -130,6 +130,23 @@ def imagenet(*, image_size: int, batch_size: int, train_steps: int, eval_every: 
   return c
 
 
+def inception_imagenet(steps_per_epoch: int = 5005) -> ml_collections.ConfigDict:
+  """ImageNet at 299 with the recipe of Szegedy et al. 2015 ("Rethinking", §8) and 2016 (Inception-v4):
+  RMSProp (decay 0.9, epsilon 1.0, momentum 0.9), lr 0.045 x 0.94 every 2 epochs, gradient clipping
+  2.0, label smoothing 0.1, Polyak averaging; weight decay 4e-5 on kernels (TF-slim), [-1, 1] inputs,
+  87.5 % central crop (342 -> 299) for evaluation."""
+  c = imagenet(image_size=299, batch_size=256, train_steps=100 * steps_per_epoch,
+               eval_every=5 * steps_per_epoch, augment="inception", mean=TF_MEAN, std=TF_STD,
+               eval_resize=342)
+  o = c.optimizer
+  o.name, o.lr, o.rms_decay, o.eps, o.momentum = "rmsprop", 0.045, 0.9, 1.0, 0.9
+  o.weight_decay, o.decay_params, o.grad_clip = 4e-5, "kernels", 2.0
+  o.schedule, o.decay_every, o.factor = "exponential", 2 * steps_per_epoch, 0.94
+  c.label_smoothing = 0.1
+  c.ema_decay = 0.9999
+  return c
+
+
 def cifar10(*, train_steps: int, batch_size: int = 128) -> ml_collections.ConfigDict:
   """CIFAR-10 (TFDS 'cifar10', or the JPEG archive by --config.dataset): in memory, pad-4 crop + flip."""
   c = base()

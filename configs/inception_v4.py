@@ -19,21 +19,8 @@ STEPS_PER_EPOCH = 5005  # 1,281,167 / 256
 
 
 def _imagenet(name: str):
-  c = common.imagenet(image_size=299, batch_size=256, train_steps=100 * STEPS_PER_EPOCH,
-                      eval_every=5 * STEPS_PER_EPOCH, augment="inception", mean=common.TF_MEAN, std=common.TF_STD,
-                      eval_resize=342)  # 299 / 0.875, the 87.5% central crop
-  c.optimizer.name = "rmsprop"
-  c.optimizer.lr = 0.045
-  c.optimizer.rms_decay = 0.9
-  c.optimizer.eps = 1.0
-  c.optimizer.momentum = 0.9
-  c.optimizer.weight_decay = 4e-5
-  c.optimizer.grad_clip = 2.0
-  c.optimizer.schedule = "exponential"
-  c.optimizer.decay_every = 2 * STEPS_PER_EPOCH
-  c.optimizer.factor = 0.94
-  c.label_smoothing = 0.1
-  c.ema_decay = 0.9999
+  c = common.inception_imagenet(STEPS_PER_EPOCH)
+  c.optimizer.decay_params = "all"   # weight decay on every parameter here (TF-slim: kernels only)
   c.model.name = name
   c.model.num_classes = 1000
   c.model.dropout_rate = 0.2     # keep probability 0.8
