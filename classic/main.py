@@ -73,6 +73,11 @@ def run(argv) -> int:
     logging.error("%s", e)
     print(f"error: {e}", file=sys.stderr)
     return 1
+  except OSError as e:  # an unwritable or full disk: say where, in a sentence
+    print(f"error: cannot read or write {getattr(e, 'filename', None) or workdir}: {e.strerror or e}. "
+          "Checkpoints already complete are intact; free space or fix permissions and rerun to resume.",
+          file=sys.stderr)
+    return 1
   import jax
   if jax.process_index() == 0:
     print(json.dumps({k: v for k, v in result.items() if isinstance(v, (int, float))}))

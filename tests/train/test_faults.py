@@ -83,3 +83,11 @@ def test_a_dead_peer_stops_the_other_process_within_the_heartbeat_timeout(tmp_pa
     for p in procs:
       if p.poll() is None:
         p.kill()
+
+
+def test_an_unusable_workdir_is_one_sentence(tmp_path):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("not a directory")
+  proc = run_main("--config=configs/lenet.py:digits", f"--workdir={blocker}/run", check=False)
+  assert proc.returncode == 1
+  assert "error: cannot read or write" in proc.stderr and "Traceback" not in proc.stderr
