@@ -1,0 +1,137 @@
+r"""Train-step speed, compile time, FLOP/s against this machine's matmul peak, memory, input rate.
+
+  python -m classic.bench --config=configs/resnet.py:resnet20 [--batch=128] [--steps=20] [--json]
+
+The train step is the trainer's own (same jit, mesh and shardings) on synthetic uint8 images of the
+config's input size, so the number is the model's and the step's, not the disk's. Images/s is the
+median over the timed steps after warm-up (each step waited for). Achieved FLOP/s counts a training
+step as 3 forward passes (forward + backward ~ 2x forward) of 2 FLOPs per multiply-accumulate; the
+peak is an fp32 4096x4096 matrix product measured in the same run. The input pipeline's rate is
+measured on the config's real dataset when it is available (else reported as null with the reason).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import resource
+import statistics
+import time
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file and variant.", lock_config=False)
+_BATCH = flags.DEFINE_integer("batch", 0, "Global batch size (default: the config's).")
+_STEPS = flags.DEFINE_integer("steps", 20, "Timed train steps.")
+_WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
+_DATA_BATCHES = flags.DEFINE_integer("data_batches", 20, "Batches timed for the input pipeline (0: skip).")
+_JSON = flags.DEFINE_bool("json", False, "Print one JSON object.")
+flags.mark_flag_as_required("config")
+
+
+def matmul_peak(n: int = 4096, repeats: int = 5) -> float:
+  """fp32 FLOP/s of an n x n matrix product on the default device (median of `repeats`)."""
+  import jax
+  import jax.numpy as jnp
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  f = jax.jit(lambda x, y: x @ y)
+  f(a, a).block_until_ready()
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    f(a, a).block_until_ready()
+    times.append(time.perf_counter() - t)
+  return 2 * n**3 / statistics.median(times)
+
+
+def train_step_speed(config, steps: int, warmup: int) -> dict:
+  import jax
+  import numpy as np
+
+  from classic import models
+  from classic.models import stats
+  from classic.train import mesh as mesh_lib, optim, state as state_lib, step as step_lib
+
+  mesh = mesh_lib.make_mesh()
+  repl = mesh_lib.replicated(mesh)
+  shape = (config.batch_size, config.image_size, config.image_size, config.channels)
+  model = models.build(config.model, dtype=jax.numpy.bfloat16 if config.half_precision else None)
+  tx, lr_fn = optim.create(config)
+  state = jax.jit(functools.partial(state_lib.create, model, tx, config, (1,) + shape[1:]),
+                  out_shardings=repl)()
+  rng = np.random.default_rng(0)
+  batch = mesh_lib.global_batch(mesh, {
+      "image": rng.integers(0, 256, shape, dtype=np.uint8),
+      "label": rng.integers(0, config.model.num_classes, shape[:1]).astype(np.int32)})
+  step = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, lr_fn=lr_fn, config=config),
+                 out_shardings=(repl, repl), donate_argnums=0)
+  t = time.perf_counter()
+  compiled = step.lower(state, batch).compile()
+  compile_s = time.perf_counter() - t
+  for _ in range(warmup):
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - t)
+  step_s = statistics.median(times)
+  macs = stats.totals(model, (1,) + shape[1:])["macs"]
+  return {"devices": jax.device_count(), "platform": jax.devices()[0].platform, "batch": shape[0],
+          "input": list(shape[1:]), "compile_s": compile_s, "step_s_median": step_s,
+          "step_s_min": min(times), "img_per_s": shape[0] / step_s, "macs_per_image": macs,
+          "train_flops_per_s": 6 * macs * shape[0] / step_s}
+
+
+def input_speed(config, batches: int) -> dict:
+  """Images/s of the real input pipeline (decode + augmentation + batching), or why it is unavailable."""
+  from classic.data.pipeline import Pipeline
+  from classic.data.sources import DataError
+  try:
+    t = time.perf_counter()
+    pipe = Pipeline(config, train=True)
+    load_s = time.perf_counter() - t
+  except (DataError, FileNotFoundError) as e:
+    return {"input_img_per_s": None, "input_unavailable": str(e).splitlines()[0]}
+  pipe.train_batch(0)
+  t = time.perf_counter()
+  for s in range(1, batches + 1):
+    pipe.train_batch(s)
+  elapsed = time.perf_counter() - t
+  pipe.close()
+  return {"input_img_per_s": batches * config.batch_size / elapsed, "input_load_s": load_s,
+          "dataset": config.dataset}
+
+
+def run(config, steps: int, warmup: int, data_batches: int) -> dict:
+  result = {"variant": config.variant}
+  result.update(train_step_speed(config, steps, warmup))
+  peak = matmul_peak()
+  result["matmul_peak_flops_per_s"] = peak
+  result["fraction_of_matmul_peak"] = result["train_flops_per_s"] / peak
+  if data_batches:
+    result.update(input_speed(config, data_batches))
+  result["peak_host_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  return result
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  if _BATCH.value:
+    config.batch_size = _BATCH.value
+  result = run(config, _STEPS.value, _WARMUP.value, _DATA_BATCHES.value)
+  if _JSON.value:
+    print(json.dumps(result))
+    return
+  for key, value in result.items():
+    shown = f"{value:,.3f}" if isinstance(value, float) and value < 1e6 else (
+        f"{value:.3e}" if isinstance(value, float) else value)
+    print(f"{key:<28} {shown}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,31 @@
+"""`python -m classic.bench`: every figure is there and plausible (no timing thresholds)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def test_bench_json_reports_speed_compile_flops_memory_and_input_rate():
+  out = subprocess.run([sys.executable, "-m", "classic.bench", "--config=configs/lenet.py:digits", "--batch=32",
+                        "--steps=3", "--warmup=1", "--data_batches=3", "--json"],
+                       cwd=REPO, capture_output=True, text=True, check=True, timeout=300).stdout
+  r = json.loads(out.strip().splitlines()[-1])
+  assert r["variant"] == "lenet:digits" and r["batch"] == 32 and r["input"] == [32, 32, 1]
+  assert r["macs_per_image"] == 325_680
+  assert r["img_per_s"] == pytest.approx(r["batch"] / r["step_s_median"]) and r["img_per_s"] > 0
+  assert r["train_flops_per_s"] == pytest.approx(6 * r["macs_per_image"] * r["img_per_s"])
+  assert r["fraction_of_matmul_peak"] == pytest.approx(r["train_flops_per_s"] / r["matmul_peak_flops_per_s"])
+  assert r["compile_s"] > 0 and r["peak_host_memory_mib"] > 100
+  assert r["input_img_per_s"] > 0 and r["dataset"] == "digits"
+
+
+def test_bench_names_a_dataset_it_cannot_read():
+  out = subprocess.run([sys.executable, "-m", "classic.bench", "--config=configs/lenet.py:digits", "--batch=8",
+                        "--steps=1", "--warmup=0", "--data_batches=2", "--config.dataset=/nonexistent/x.tar.gz",
+                        "--json"], cwd=REPO, capture_output=True, text=True, check=True, timeout=300).stdout
+  r = json.loads(out.strip().splitlines()[-1])
+  assert r["input_img_per_s"] is None and "does not exist" in r["input_unavailable"]
