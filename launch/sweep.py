@@ -1,0 +1,124 @@
+r"""Run a sweep: every point of a sweep file in its own workdir, here, one or N at a time.
+
+  python -m launch.sweep launch/sweeps/degradation.py --workdir=runs/degradation --dry-run
+  python -m launch.sweep launch/sweeps/degradation.py --workdir=runs/degradation \
+      --set=dataset=../shared/data/cifar10-jpg.tar.gz --set=train_steps=2000 --parallel=1
+
+A sweep file defines `get_sweep()`, a list of runs; a run is a dict with `config` (a config file and
+variant) and any config fields to override (dotted names). `product()` and `zip_axes()` below build
+such lists. Each run is named from its variant and overrides and trains in WORKDIR/<name> through
+`python -m classic.main`; rerunning the command skips finished runs and resumes interrupted ones
+(classic.main resumes a workdir by itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import itertools
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def product(**axes) -> list[dict]:
+  """Every combination of the axes' values: product(config=[a, b], **{'model.shortcut': ['A', 'B']})."""
+  keys = list(axes)
+  return [dict(zip(keys, values)) for values in itertools.product(*(axes[k] for k in keys))]
+
+
+def zip_axes(**axes) -> list[dict]:
+  """The axes' values taken together, position by position."""
+  keys = list(axes)
+  lengths = {len(v) for v in axes.values()}
+  if len(lengths) != 1:
+    raise ValueError(f"zip_axes needs equally long axes, got lengths {sorted(lengths)}")
+  return [dict(zip(keys, values)) for values in zip(*(axes[k] for k in keys))]
+
+
+def load(path: str) -> list[dict]:
+  spec = importlib.util.spec_from_file_location("sweep", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  runs = module.get_sweep()
+  for run in runs:
+    if "config" not in run:
+      raise ValueError(f"{path}: every run needs a 'config' (file:variant), got {run}")
+  return runs
+
+
+def run_name(run: dict) -> str:
+  variant = run["config"].split(":")[-1]
+  parts = [variant] + [f"{k.split('.')[-1]}={v}" for k, v in run.items() if k != "config"]
+  return "-".join(parts).replace("/", "_").replace(" ", "")
+
+
+def command(run: dict, workdir: Path, common: list[str]) -> list[str]:
+  overrides = [f"--config.{k}={v}" for k, v in run.items() if k != "config"]
+  return [sys.executable, "-m", "classic.main", f"--config={run['config']}", *common, *overrides,
+          f"--workdir={workdir}"]
+
+
+def finished(workdir: Path) -> bool:
+  """True once metrics.jsonl has reached the run's train_steps."""
+  try:
+    steps = json.loads((workdir / "config.json").read_text())["train_steps"]
+    last = (workdir / "metrics.jsonl").read_text().strip().splitlines()[-1]
+    return json.loads(last)["step"] >= steps
+  except (OSError, ValueError, KeyError, IndexError):
+    return False
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("sweep", help="a sweep file, e.g. launch/sweeps/degradation.py")
+  parser.add_argument("--workdir", required=True, help="root: each run trains in WORKDIR/<run name>")
+  parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                      help="override a config field in every run (repeatable)")
+  parser.add_argument("--only", default="", metavar="REGEX", help="only the runs whose name matches")
+  parser.add_argument("--parallel", type=int, default=1, help="runs at a time")
+  parser.add_argument("--dry-run", action="store_true", help="list the runs and their commands")
+  args = parser.parse_args(argv)
+  runs = load(args.sweep)
+  root = Path(args.workdir)
+  common = [f"--config.{s}" for s in args.set]
+  names = [run_name(r) for r in runs]
+  if len(set(names)) != len(names):
+    raise SystemExit(f"error: two runs of {args.sweep} have the same name: {names}")
+  jobs = [(name, command(r, root / name, common)) for name, r in zip(names, runs)
+          if re.search(args.only, name)]
+  if args.dry_run:
+    for name, cmd in jobs:
+      state = "finished" if finished(root / name) else "to run"
+      print(f"{name}\t{state}\t{' '.join(cmd[1:])}")
+    return 0
+  pending = [(n, c) for n, c in jobs if not finished(root / n)]
+  print(f"{len(jobs)} runs, {len(jobs) - len(pending)} finished, {len(pending)} to run", flush=True)
+  running: list[tuple[str, subprocess.Popen]] = []
+  failures = []
+  root.mkdir(parents=True, exist_ok=True)
+  while pending or running:
+    while pending and len(running) < args.parallel:
+      name, cmd = pending.pop(0)
+      (root / name).mkdir(parents=True, exist_ok=True)
+      log = open(root / name / "log.txt", "a")
+      running.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)))
+      print(f"started {name}", flush=True)
+    for name, proc in list(running):
+      if proc.poll() is not None:
+        running.remove((name, proc))
+        print(f"{'finished' if proc.returncode == 0 else 'FAILED'} {name} (exit {proc.returncode})", flush=True)
+        if proc.returncode != 0:
+          failures.append(name)
+    time.sleep(0.5)
+  if failures:
+    print(f"{len(failures)} runs failed (see their log.txt): {', '.join(failures)}", file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
