@@ -3,6 +3,8 @@ r"""Run a sweep: every point of a sweep file in its own workdir, here, one or N 
   python -m launch.sweep launch/sweeps/degradation.py --workdir=runs/degradation --dry-run
   python -m launch.sweep launch/sweeps/degradation.py --workdir=runs/degradation \
       --set=dataset=../shared/data/cifar10-jpg.tar.gz --set=train_steps=2000 --parallel=1
+  python -m launch.sweep launch/sweeps/degradation.py --workdir=/shared/runs --emit=slurm --nodes=2 > job.sh
+  python -m launch.sweep launch/sweeps/degradation.py --workdir=gs-fuse/runs --emit=tpu --tpu=NAME --zone=ZONE
 
 A sweep file defines `get_sweep()`, a list of runs; a run is a dict with `config` (a config file and
 variant) and any config fields to override (dotted names). `product()` and `zip_axes()` below build
@@ -72,6 +74,29 @@ def finished(workdir: Path) -> bool:
     return False
 
 
+def emit_slurm(jobs: list[tuple[str, list[str]]], root: Path, name: str, nodes: int, gpus_per_node: int,
+               python: str = "python") -> str:
+  """A SLURM array job: task i trains run i on `nodes` hosts, one process per host (srun), each
+  process joining the others through jax.distributed (classic.main detects SLURM by itself)."""
+  lines = ["#!/bin/bash", f"#SBATCH --job-name=classic-{name}", f"#SBATCH --array=0-{len(jobs) - 1}",
+           f"#SBATCH --nodes={nodes}", "#SBATCH --ntasks-per-node=1"]
+  if gpus_per_node:
+    lines.append(f"#SBATCH --gpus-per-node={gpus_per_node}")
+  lines += [f"#SBATCH --output={root}/slurm-%A_%a.out", "set -euo pipefail", "RUNS=("]
+  lines += [f"  '{' '.join(cmd[3:])}'  # {run}" for run, cmd in jobs]
+  lines += [")", f"srun {python} -m classic.main ${{RUNS[$SLURM_ARRAY_TASK_ID]}}", ""]
+  return "\n".join(lines)
+
+
+def emit_tpu(jobs: list[tuple[str, list[str]]], tpu: str, zone: str, repo_dir: str,
+             python: str = "python3") -> str:
+  """One command per run for a multi-host Cloud TPU VM: every worker starts its process, JAX finds
+  the others itself. The workdir must be on storage all workers share."""
+  lines = [f"# {run}\ngcloud compute tpus tpu-vm ssh {tpu} --zone={zone} --worker=all "
+           f"--command='cd {repo_dir} && {python} -m classic.main {' '.join(cmd[3:])}'" for run, cmd in jobs]
+  return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("sweep", help="a sweep file, e.g. launch/sweeps/degradation.py")
@@ -81,6 +106,13 @@ def main(argv=None) -> int:
   parser.add_argument("--only", default="", metavar="REGEX", help="only the runs whose name matches")
   parser.add_argument("--parallel", type=int, default=1, help="runs at a time")
   parser.add_argument("--dry-run", action="store_true", help="list the runs and their commands")
+  parser.add_argument("--emit", choices=["slurm", "tpu"], help="print a SLURM array script or Cloud TPU "
+                      "VM commands for the sweep instead of running it here")
+  parser.add_argument("--nodes", type=int, default=1, help="--emit=slurm: hosts per run")
+  parser.add_argument("--gpus_per_node", type=int, default=8, help="--emit=slurm: GPUs per host (0: none)")
+  parser.add_argument("--tpu", default="my-tpu", help="--emit=tpu: the TPU VM's name")
+  parser.add_argument("--zone", default="us-central2-b", help="--emit=tpu: its zone")
+  parser.add_argument("--repo_dir", default="~/classic", help="--emit=tpu: this repository on the workers")
   args = parser.parse_args(argv)
   runs = load(args.sweep)
   root = Path(args.workdir)
@@ -90,6 +122,12 @@ def main(argv=None) -> int:
     raise SystemExit(f"error: two runs of {args.sweep} have the same name: {names}")
   jobs = [(name, command(r, root / name, common)) for name, r in zip(names, runs)
           if re.search(args.only, name)]
+  if args.emit == "slurm":
+    print(emit_slurm(jobs, root, Path(args.sweep).stem, args.nodes, args.gpus_per_node), end="")
+    return 0
+  if args.emit == "tpu":
+    print(emit_tpu(jobs, args.tpu, args.zone, args.repo_dir), end="")
+    return 0
   if args.dry_run:
     for name, cmd in jobs:
       state = "finished" if finished(root / name) else "to run"

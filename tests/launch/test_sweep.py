@@ -45,3 +45,60 @@ def test_a_tiny_sweep_runs_and_a_rerun_skips_finished_runs(tmp_path):
   again = launch(*args)
   assert "2 runs, 2 finished, 0 to run" in again.stdout
   assert launch(*args, "--dry-run").stdout.count("\tfinished\t") == 2
+
+
+SLURM_GOLDEN = """#!/bin/bash
+#SBATCH --job-name=classic-degradation
+#SBATCH --array=0-1
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=8
+#SBATCH --output=/shared/runs/slurm-%A_%a.out
+set -euo pipefail
+RUNS=(
+  '--config=configs/resnet.py:plain20 --config.train_steps=2000 --workdir=/shared/runs/plain20'  # plain20
+  '--config=configs/resnet.py:resnet20 --config.train_steps=2000 --workdir=/shared/runs/resnet20'  # resnet20
+)
+srun python -m classic.main ${RUNS[$SLURM_ARRAY_TASK_ID]}
+"""
+
+TPU_GOLDEN = """# resnet20
+gcloud compute tpus tpu-vm ssh v4-32 --zone=us-central2-b --worker=all \
+--command='cd ~/classic && python3 -m classic.main --config=configs/resnet.py:resnet20 --workdir=/mnt/runs/resnet20'
+"""
+
+
+def test_slurm_array_script_is_the_golden_text_and_valid_bash(tmp_path):
+  out = launch("launch/sweeps/degradation.py", "--workdir=/shared/runs", "--only=^(plain|resnet)20$",
+               "--set=train_steps=2000", "--emit=slurm", "--nodes=2", "--gpus_per_node=8").stdout
+  assert out == SLURM_GOLDEN
+  script = tmp_path / "job.sh"
+  script.write_text(out)
+  assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+
+
+def test_tpu_vm_commands_are_the_golden_text():
+  out = launch("launch/sweeps/degradation.py", "--workdir=/mnt/runs", "--only=^resnet20$", "--emit=tpu",
+               "--tpu=v4-32", "--zone=us-central2-b").stdout
+  assert out == TPU_GOLDEN
+
+
+def test_every_shipped_sweep_lists_runs_whose_overrides_are_config_fields():
+  import importlib
+  from pathlib import Path
+  for path in sorted(Path(REPO, "launch", "sweeps").glob("*.py")):
+    if path.stem == "__init__":
+      continue
+    runs = sweep.load(str(path))
+    names = [sweep.run_name(r) for r in runs]
+    assert len(runs) >= 2 and len(set(names)) == len(names), path.stem
+    for run in runs:
+      file, variant = run["config"].split(":")
+      config = importlib.import_module(f"configs.{Path(file).stem}").get_config(variant)
+      for key, value in run.items():
+        if key == "config":
+          continue
+        node = config
+        for part in key.split("."):
+          node = node[part]  # raises KeyError for a field the config does not have
+        assert type(node) is type(value), (path.stem, key)
