@@ -40,66 +40,12 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from classic.models import register
-from classic.models.layers import LocalResponseNorm
+from classic.models.layers import LocalResponseNorm, adaptive_avg_pool, caffe_pool, symmetric
 
 # ------------------------------------------------------------------------------------------------
-# Pooling conventions of the Caffe / cuda-convnet era, shared by alexnet, zfnet, nin and vgg.
-
-
-def caffe_pool(x: jax.Array, kind: str, window: int, stride: int, pad: int = 0) -> jax.Array:
-  """Caffe's pooling: symmetric `pad`, output size rounded *up*, windows clipped at the far edge.
-
-  out = ceil((H + 2 pad - window) / stride) + 1, less one if the last window would start in the
-  padding. 'max' ignores everything outside the image; 'avg' divides by the window's size clipped to
-  the padded image (so the symmetric padding counts, the overhang does not), as Caffe does.
-  """
-  if kind not in ("max", "avg"):
-    raise ValueError(f"pool kind must be 'max' or 'avg', got {kind!r}.")
-  pads = []
-  for size in x.shape[1:3]:
-    out = -(-(size + 2 * pad - window) // stride) + 1
-    if pad and (out - 1) * stride >= size + pad:
-      out -= 1
-    extra = (out - 1) * stride + window - (size + 2 * pad)
-    pads.append((pad, pad + max(extra, 0)))
-  if kind == "max":
-    return nn.max_pool(x, (window, window), (stride, stride), padding=pads)
-  summed = nn.pool(jnp.pad(x, [(0, 0), *pads, (0, 0)]), 0.0, jax.lax.add, (window, window),
-                   (stride, stride), "VALID")
-  # The count of each window: the image and its symmetric padding count, the overhang does not.
-  inside = np.pad(np.ones(x.shape[1:3], np.float32), [(pad, pad), (pad, pad)], constant_values=1.0)
-  inside = np.pad(inside, [(0, p[1] - p[0]) for p in pads])
-  counts = np.lib.stride_tricks.sliding_window_view(inside, (window, window))[::stride, ::stride]
-  counts = counts.sum(axis=(-1, -2))
-  return summed / jnp.asarray(counts, summed.dtype)[None, :, :, None]
-
-
-def _adaptive_matrix(size: int, out: int) -> np.ndarray:
-  """Rows average the input bins of PyTorch's AdaptiveAvgPool: [floor(i n/m), ceil((i+1) n/m))."""
-  m = np.zeros((out, size), np.float32)
-  for i in range(out):
-    lo, hi = (i * size) // out, -(-((i + 1) * size) // out)
-    m[i, lo:hi] = 1.0 / (hi - lo)
-  return m
-
-
-def adaptive_avg_pool(x: jax.Array, out: int) -> jax.Array:
-  """Average pool an NHWC map to out x out with PyTorch's bin edges (the identity if already so)."""
-  if x.shape[1:3] == (out, out):
-    return x
-  rows = jnp.asarray(_adaptive_matrix(x.shape[1], out), x.dtype)
-  cols = jnp.asarray(_adaptive_matrix(x.shape[2], out), x.dtype)
-  return jnp.einsum("ih,nhwc,jw->nijc", rows, x, cols)
-
-
-def symmetric(pad: int) -> tuple[tuple[int, int], tuple[int, int]]:
-  return ((pad, pad), (pad, pad))
-
-
 # ------------------------------------------------------------------------------------------------
 
 

@@ -30,8 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register
-from classic.models.alexnet import caffe_pool, symmetric
-from classic.models.layers import he_normal
+from classic.models.layers import caffe_pool, he_normal, symmetric
 
 CIFAR10 = (
     (((192, 5, 1, 2), (160, 1, 1, 0), (96, 1, 1, 0)), ("max", 3, 2), True),

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register
-from classic.models.layers import BatchNorm, ConvBN, he_normal
+from classic.models.layers import BatchNorm, ConvBN, he_normal, symmetric
 
 IMAGENET_STAGES = {
     18: ("basic", (2, 2, 2, 2)),
@@ -56,10 +56,6 @@ def layout(depth: int, stem: str) -> tuple[str, tuple[int, ...]]:
   if (depth - 2) % 9 == 0:
     return "bottleneck", ((depth - 2) // 9,) * 3
   raise ValueError(f"CIFAR ResNet depth must be 6n+2 (basic) or 9n+2 (bottleneck), got {depth}.")
-
-
-def _pad(k: int) -> tuple[tuple[int, int], tuple[int, int]]:
-  return ((k // 2, k // 2), (k // 2, k // 2))  # symmetric, as the Caffe/Torch originals
 
 
 class Block(nn.Module):
@@ -99,14 +95,14 @@ class Block(nn.Module):
       for i, (f, k, s) in enumerate(specs):
         if i:
           y = nn.relu(bn(name=f"bn{i}")(y, train))
-        y = nn.Conv(f, (k, k), s, padding=_pad(k), kernel_init=he_normal, dtype=self.dtype,
+        y = nn.Conv(f, (k, k), s, padding=symmetric(k // 2), kernel_init=he_normal, dtype=self.dtype,
                     use_bias=self.keras_v2 and i == len(specs) - 1, name=f"conv{i}")(y)
     else:
       shortcut_in = x
       y = x
       for i, (f, k, s) in enumerate(specs):
         last = i == len(specs) - 1
-        y = conv(f, (k, k), s, padding=_pad(k), act=None if last else nn.relu,
+        y = conv(f, (k, k), s, padding=symmetric(k // 2), act=None if last else nn.relu,
                  bn_scale_init=nn.initializers.zeros if (last and self.zero_init_last_bn)
                  else nn.initializers.ones, name=f"unit{i}")(y, train)
 
@@ -165,21 +161,21 @@ class ResNet(nn.Module):
     width = self.width or (64 if self.stem == "imagenet" else 16)
     if self.stem == "imagenet":
       if self.preact:
-        x = nn.Conv(width, (7, 7), 2, padding=_pad(7), use_bias=keras_v2, kernel_init=he_normal,
+        x = nn.Conv(width, (7, 7), 2, padding=symmetric(3), use_bias=keras_v2, kernel_init=he_normal,
                     dtype=self.dtype, name="stem_conv")(x)
         if keras_v2:  # no BN-ReLU: Keras pools the raw conv output over zero padding
           x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
         else:
           x = nn.relu(bn(name="stem_bn")(x, train))
       else:
-        x = ConvBN(width, (7, 7), 2, padding=_pad(7), bn_group_size=self.bn_group_size,
+        x = ConvBN(width, (7, 7), 2, padding=symmetric(3), bn_group_size=self.bn_group_size,
                    bn_epsilon=self.bn_epsilon, dtype=self.dtype, name="stem")(x, train)
       x = nn.max_pool(x, (3, 3), (2, 2), padding="VALID" if keras_v2 else ((1, 1), (1, 1)))
     elif self.preact:
-      x = nn.Conv(width, (3, 3), 1, padding=_pad(3), use_bias=False, kernel_init=he_normal,
+      x = nn.Conv(width, (3, 3), 1, padding=symmetric(1), use_bias=False, kernel_init=he_normal,
                   dtype=self.dtype, name="stem_conv")(x)
     else:
-      x = ConvBN(width, (3, 3), 1, padding=_pad(3), bn_group_size=self.bn_group_size,
+      x = ConvBN(width, (3, 3), 1, padding=symmetric(1), bn_group_size=self.bn_group_size,
                  bn_epsilon=self.bn_epsilon, dtype=self.dtype, name="stem")(x, train)
 
     block_cls = nn.remat(Block, static_argnums=(2,)) if self.remat else Block

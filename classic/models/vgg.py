@@ -42,8 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register
-from classic.models.alexnet import adaptive_avg_pool, caffe_pool, symmetric
-from classic.models.layers import BatchNorm, LocalResponseNorm
+from classic.models.layers import BatchNorm, LocalResponseNorm, adaptive_avg_pool, caffe_pool, symmetric
 
 
 def _stage(*widths: int, last_kernel: int = 3) -> tuple[tuple[int, int], ...]:

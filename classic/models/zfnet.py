@@ -25,8 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register
-from classic.models.alexnet import caffe_pool, symmetric
-from classic.models.layers import LocalResponseNorm
+from classic.models.layers import LocalResponseNorm, caffe_pool, symmetric
 
 
 @register("zfnet")
