@@ -68,3 +68,17 @@ def test_command_line_overrides_are_typed():
   assert tuple(c.optimizer.boundaries) == (100, 200)
   with pytest.raises(flags.IllegalFlagValueError):
     parse("--config=configs/resnet.py:plain20", "--config.batch_size=big")
+
+
+@pytest.mark.parametrize("family", CONFIG_FILES)
+def test_config_json_round_trip_builds_the_same_module(family):
+  """--mode=eval rebuilds the model from config.json, where tuples (even nested) come back as lists."""
+  import dataclasses
+  import json
+  module, names = variants(family)
+  for name in names:
+    config = module.get_config(name)
+    again = ml_collections.ConfigDict(json.loads(config.to_json_best_effort()))
+    a, b = models.build(config.model), models.build(again.model)
+    fields = [f.name for f in dataclasses.fields(a) if f.init and f.name not in ("parent", "name")]
+    assert {f: getattr(a, f) for f in fields} == {f: getattr(b, f) for f in fields}, f"{family}:{name}"

@@ -75,7 +75,6 @@ def build(model_config: Any, **overrides: Any) -> nn.Module:
       hints.append(f"{u!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     raise ValueError(f"Model {name!r} has no field {', '.join(hints)}. "
                      f"Its fields: {', '.join(sorted(known))}.")
-  for key, value in fields.items():  # ml_collections gives lists for tuples read from JSON
-    if isinstance(value, list):
-      fields[key] = tuple(value)
-  return cls(**fields)
+  # Tuples come back from config.json as (nested) lists; module fields must be hashable tuples.
+  as_tuple = lambda v: tuple(as_tuple(x) for x in v) if isinstance(v, (list, tuple)) else v
+  return cls(**{key: as_tuple(value) for key, value in fields.items()})
