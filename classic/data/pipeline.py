@@ -34,7 +34,7 @@ class Pipeline:
     self.config = config
     self.train = train
     self.source = source if source is not None else sources.load(
-        config, config.train_split if train else config.eval_split, train=train)
+        config, config.train_split if train else config.eval_split)
     sources.check_classes(self.source, config.model.num_classes)
     self._pad = config.pad
     if isinstance(self.source, sources.InMemory) and config.pad:  # pad once, not per batch

@@ -72,9 +72,8 @@ def decode(image: object, where: str) -> np.ndarray:
   return array if array.ndim == 3 else array[..., None]
 
 
-def load(config, split: str, *, train: bool):
+def load(config, split: str):
   """The source for `config.dataset` and `split`."""
-  del train
   name = config.dataset
   if name == "digits":
     return digits(split)

@@ -115,11 +115,11 @@ def folder_config(path, **kw):
 
 
 def test_image_folder_and_its_tarball_read_the_same(digit_folder, tmp_path, digits_train):
-  folder = sources.load(folder_config(digit_folder), "train", train=True)
+  folder = sources.load(folder_config(digit_folder), "train")
   tarball = tmp_path / "digits.tar.gz"
   with tarfile.open(tarball, "w:gz") as tar:
     tar.add(digit_folder, arcname="digits_png")
-  packed = sources.load(folder_config(tarball), "train", train=True)
+  packed = sources.load(folder_config(tarball), "train")
   assert len(folder) == len(packed) == 40
   np.testing.assert_array_equal(folder.images, packed.images)
   np.testing.assert_array_equal(folder.labels, packed.labels)
@@ -131,25 +131,25 @@ def test_corrupt_image_is_named_and_can_be_skipped(digit_folder):
   bad = digit_folder / "train" / "class0" / "999.png"
   bad.write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
   with pytest.raises(sources.DataError, match="999.png.*corrupt_files=skip"):
-    sources.load(folder_config(digit_folder), "train", train=True)
-  skipped = sources.load(folder_config(digit_folder, corrupt_files="skip"), "train", train=True)
+    sources.load(folder_config(digit_folder), "train")
+  skipped = sources.load(folder_config(digit_folder, corrupt_files="skip"), "train")
   assert len(skipped) == 40
 
 
 def test_missing_split_and_missing_path_say_what_exists(digit_folder, tmp_path):
   with pytest.raises(sources.DataError, match="no split 'validation'.*test, train"):
-    sources.load(folder_config(digit_folder), "validation", train=False)
+    sources.load(folder_config(digit_folder), "validation")
   with pytest.raises(sources.DataError, match="does not exist"):
-    sources.load(folder_config(tmp_path / "nope" / "x.tar.gz"), "train", train=True)
+    sources.load(folder_config(tmp_path / "nope" / "x.tar.gz"), "train")
 
 
 def test_unprepared_tfds_dataset_says_how_to_prepare_it(tmp_path):
   c = folder_config("mnist", data_dir=str(tmp_path))
   with pytest.raises(sources.DataError, match="(?s)not prepared.*download_and_prepare"):
-    sources.load(c, "train", train=True)
+    sources.load(c, "train")
   c = folder_config("imagenet2012", data_dir=str(tmp_path))
   with pytest.raises(sources.DataError, match="(?s)ILSVRC2012_img_train.tar.*downloads/manual"):
-    sources.load(c, "train", train=True)
+    sources.load(c, "train")
 
 
 def test_class_count_mismatch_is_explained(digits_train):
