@@ -41,6 +41,8 @@ class _QuietLibraries:
 
 def _setup_jax(workdir: str) -> None:
   import jax
+  from classic.train import mesh
+  mesh.cpu_performance_flags()
   cache = os.environ.get("CLASSIC_JAX_CACHE", os.path.join(workdir, "jax_cache"))
   jax.config.update("jax_compilation_cache_dir", cache)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
