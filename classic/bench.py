@@ -23,7 +23,7 @@ from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file and variant.", lock_config=False)
 _BATCH = flags.DEFINE_integer("batch", 0, "Global batch size (default: the config's).")
-_STEPS = flags.DEFINE_integer("steps", 20, "Timed train steps.")
+_STEPS = flags.DEFINE_integer("steps", 20, "Timed train steps (0: compile only).")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
 _DATA_BATCHES = flags.DEFINE_integer("data_batches", 20, "Batches timed for the input pipeline (0: skip).")
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object.")
@@ -69,6 +69,11 @@ def train_step_speed(config, steps: int, warmup: int) -> dict:
   t = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - t
+  macs = stats.totals(model, (1,) + shape[1:])["macs"]
+  result = {"devices": jax.device_count(), "platform": jax.devices()[0].platform, "batch": shape[0],
+            "input": list(shape[1:]), "compile_s": compile_s, "macs_per_image": macs}
+  if not steps:  # compile only
+    return result
   for _ in range(warmup):
     state, metrics = compiled(state, batch)
     jax.block_until_ready(metrics)
@@ -79,11 +84,9 @@ def train_step_speed(config, steps: int, warmup: int) -> dict:
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - t)
   step_s = statistics.median(times)
-  macs = stats.totals(model, (1,) + shape[1:])["macs"]
-  return {"devices": jax.device_count(), "platform": jax.devices()[0].platform, "batch": shape[0],
-          "input": list(shape[1:]), "compile_s": compile_s, "step_s_median": step_s,
-          "step_s_min": min(times), "img_per_s": shape[0] / step_s, "macs_per_image": macs,
-          "train_flops_per_s": 6 * macs * shape[0] / step_s}
+  result.update(step_s_median=step_s, step_s_min=min(times), img_per_s=shape[0] / step_s,
+                train_flops_per_s=6 * macs * shape[0] / step_s)
+  return result
 
 
 def input_speed(config, batches: int) -> dict:
@@ -111,7 +114,8 @@ def run(config, steps: int, warmup: int, data_batches: int) -> dict:
   result.update(train_step_speed(config, steps, warmup))
   peak = matmul_peak()
   result["matmul_peak_flops_per_s"] = peak
-  result["fraction_of_matmul_peak"] = result["train_flops_per_s"] / peak
+  if "train_flops_per_s" in result:
+    result["fraction_of_matmul_peak"] = result["train_flops_per_s"] / peak
   if data_batches:
     result.update(input_speed(config, data_batches))
   result["peak_host_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -121,6 +125,8 @@ def run(config, steps: int, warmup: int, data_batches: int) -> dict:
 def main(argv):
   del argv
   config = _CONFIG.value
+  from classic.train import mesh
+  mesh.cpu_performance_flags()
   if _BATCH.value:
     config.batch_size = _BATCH.value
   result = run(config, _STEPS.value, _WARMUP.value, _DATA_BATCHES.value)
