@@ -64,6 +64,41 @@ def command(run: dict, workdir: Path, common: list[str]) -> list[str]:
           f"--workdir={workdir}"]
 
 
+def visible_gpus() -> int:
+  """GPUs on this host: from CUDA_VISIBLE_DEVICES if set, else `nvidia-smi -L`, else 0."""
+  import os
+  import shutil
+  if os.environ.get("CUDA_VISIBLE_DEVICES", "").strip():
+    return len(os.environ["CUDA_VISIBLE_DEVICES"].split(","))
+  if shutil.which("nvidia-smi"):
+    out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
+    return sum(line.startswith("GPU ") for line in out.splitlines())
+  return 0
+
+
+def partition(slots: int, gpus: int, cpus: list[int]) -> list[dict]:
+  """Each of `slots` concurrent runs gets its own devices: a disjoint share of the GPUs (as
+  CUDA_VISIBLE_DEVICES) when there are GPUs, else a disjoint share of the CPU cores (as the
+  process's CPU affinity: XLA:CPU sizes its thread pool to it). Shares are as even as possible."""
+  if gpus:
+    if gpus < slots:
+      raise ValueError(f"--parallel={slots} needs at least {slots} GPUs, this host has {gpus}")
+    ids = [str(g) for g in range(gpus)]
+    return [{"env": {"CUDA_VISIBLE_DEVICES": ",".join(ids[i * gpus // slots:(i + 1) * gpus // slots])}}
+            for i in range(slots)]
+  if len(cpus) < slots:
+    return [{} for _ in range(slots)]  # more runs than cores: let the OS share them
+  return [{"cpus": set(cpus[i * len(cpus) // slots:(i + 1) * len(cpus) // slots])} for i in range(slots)]
+
+
+def start(cmd: list[str], share: dict, log) -> subprocess.Popen:
+  import os
+  env = dict(os.environ, **share.get("env", {}))
+  cpus = share.get("cpus")
+  return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                          preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+
+
 def finished(workdir: Path) -> bool:
   """True once metrics.jsonl has reached the run's train_steps."""
   try:
@@ -104,7 +139,8 @@ def main(argv=None) -> int:
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                       help="override a config field in every run (repeatable)")
   parser.add_argument("--only", default="", metavar="REGEX", help="only the runs whose name matches")
-  parser.add_argument("--parallel", type=int, default=1, help="runs at a time")
+  parser.add_argument("--parallel", type=int, default=1, help="runs at a time, each on its own share "
+                      "of the GPUs (CUDA_VISIBLE_DEVICES) or, without GPUs, of the CPU cores")
   parser.add_argument("--dry-run", action="store_true", help="list the runs and their commands")
   parser.add_argument("--emit", choices=["slurm", "tpu"], help="print a SLURM array script or Cloud TPU "
                       "VM commands for the sweep instead of running it here")
@@ -135,19 +171,24 @@ def main(argv=None) -> int:
     return 0
   pending = [(n, c) for n, c in jobs if not finished(root / n)]
   print(f"{len(jobs)} runs, {len(jobs) - len(pending)} finished, {len(pending)} to run", flush=True)
-  running: list[tuple[str, subprocess.Popen]] = []
+  import os
+  shares = partition(args.parallel, visible_gpus(), sorted(os.sched_getaffinity(0)))
+  free = list(range(args.parallel))
+  running: list[tuple[str, subprocess.Popen, int]] = []
   failures = []
   root.mkdir(parents=True, exist_ok=True)
   while pending or running:
-    while pending and len(running) < args.parallel:
+    while pending and free:
       name, cmd = pending.pop(0)
+      slot = free.pop(0)
       (root / name).mkdir(parents=True, exist_ok=True)
       log = open(root / name / "log.txt", "a")
-      running.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)))
-      print(f"started {name}", flush=True)
-    for name, proc in list(running):
+      running.append((name, start(cmd, shares[slot], log), slot))
+      print(f"started {name} on {shares[slot] or 'shared devices'}", flush=True)
+    for name, proc, slot in list(running):
       if proc.poll() is not None:
-        running.remove((name, proc))
+        running.remove((name, proc, slot))
+        free.append(slot)
         print(f"{'finished' if proc.returncode == 0 else 'FAILED'} {name} (exit {proc.returncode})", flush=True)
         if proc.returncode != 0:
           failures.append(name)

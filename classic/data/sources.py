@@ -207,7 +207,7 @@ def image_folder(path: str, split: str, *, in_memory: bool, cache_dir: str = "",
                  f"{os.path.basename(path)}/{split}")
   if skipped:
     logging.warning("Skipped %d unreadable files of %s/%s.", len(skipped), path, split)
-  tmp = cache + ".tmp.npz"
+  tmp = f"{cache}.{os.getpid()}.tmp.npz"  # concurrent runs (sweeps) each write their own, then rename
   np.savez(tmp, images=out.images, labels=out.labels, num_classes=out.num_classes)
   os.replace(tmp, cache)
   return out
@@ -258,9 +258,18 @@ def tfds_source(name: str, split: str, *, data_dir: str | None, in_memory: bool,
   pairs = [encoded.get(i) for i in range(len(encoded))]
   out = InMemory(np.stack([p[0] for p in pairs]), np.array([p[1] for p in pairs], np.int32),
                  num_classes, f"{name}/{split}")
-  np.savez(cache + ".tmp.npz", images=out.images, labels=out.labels)
-  os.replace(cache + ".tmp.npz", cache)
+  tmp = f"{cache}.{os.getpid()}.tmp.npz"
+  np.savez(tmp, images=out.images, labels=out.labels)
+  os.replace(tmp, cache)
   return out
+
+
+def subset(source, n: int):
+  """The first n examples of a split (n larger than the split: all of it)."""
+  n = min(n, len(source))
+  if isinstance(source, InMemory):
+    return InMemory(source.images[:n], source.labels[:n], source.num_classes, f"{source.name}[:{n}]")
+  return Encoded(source.read, n, source.num_classes, f"{source.name}[:{n}]")
 
 
 def check_classes(source, num_classes: int, what: str = "config.model.num_classes") -> None:

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from launch import sweep
 from tests.conftest import REPO, read_metrics
 
@@ -102,3 +104,24 @@ def test_every_shipped_sweep_lists_runs_whose_overrides_are_config_fields():
         for part in key.split("."):
           node = node[part]  # raises KeyError for a field the config does not have
         assert type(node) is type(value), (path.stem, key)
+
+
+def test_parallel_runs_get_disjoint_devices(tmp_path):
+  from launch.sweep import partition, start
+  assert partition(2, 8, [0, 1]) == [{"env": {"CUDA_VISIBLE_DEVICES": "0,1,2,3"}},
+                                     {"env": {"CUDA_VISIBLE_DEVICES": "4,5,6,7"}}]
+  assert partition(3, 0, [0, 1, 2, 3, 4, 5]) == [{"cpus": {0, 1}}, {"cpus": {2, 3}}, {"cpus": {4, 5}}]
+  assert partition(4, 0, [0, 1]) == [{}, {}, {}, {}]  # more runs than cores: shared
+  with pytest.raises(ValueError, match="needs at least 3 GPUs"):
+    partition(3, 2, [0, 1])
+  # A started run really is confined to its share.
+  cpu = sorted(__import__("os").sched_getaffinity(0))[-1]
+  with open(tmp_path / "log.txt", "w") as log:
+    proc = start([sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)), "
+                  "os.environ.get('CUDA_VISIBLE_DEVICES'))"], {"cpus": {cpu}}, log)
+    proc.wait(timeout=60)
+  assert (tmp_path / "log.txt").read_text().split() == [f"[{cpu}]", "None"]
+  with open(tmp_path / "log2.txt", "w") as log:
+    start([sys.executable, "-c", "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])"],
+          {"env": {"CUDA_VISIBLE_DEVICES": "4,5"}}, log).wait(timeout=60)
+  assert (tmp_path / "log2.txt").read_text().strip() == "4,5"
