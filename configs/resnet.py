@@ -32,6 +32,8 @@ def imagenet(depth: int, residual: bool = True, preact: bool = False):
   c.model.preact = preact
   c.model.bn_group_size = 0
   c.model.remat = False
+  c.model.scan_blocks = False
+  c.model.lesion = ()
   return c
 
 
@@ -53,6 +55,8 @@ def cifar(depth: int, residual: bool = True, preact: bool = False):
   c.model.preact = preact
   c.model.bn_group_size = 0
   c.model.remat = False
+  c.model.scan_blocks = False
+  c.model.lesion = ()
   return c
 
 

@@ -73,10 +73,13 @@ class Block(nn.Module):
   zero_init_last_bn: bool = False
   bn_epsilon: float = 1e-5
   keras_v2: bool = False          # ResNet.preact_layout == 'keras'
+  deleted: bool = False           # lesion (Veit et al. 2016): only the shortcut path remains
   dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    if self.deleted:
+      return self._lesioned(x, train)
     conv = functools.partial(ConvBN, bn_group_size=self.bn_group_size, bn_epsilon=self.bn_epsilon,
                              dtype=self.dtype)
     bn = functools.partial(BatchNorm, group_size=self.bn_group_size, epsilon=self.bn_epsilon,
@@ -110,6 +113,20 @@ class Block(nn.Module):
       y = y + self._shortcut(shortcut_in, out_features, train)
     return y if self.preact else nn.relu(y)
 
+  def _lesioned(self, x: jax.Array, train: bool) -> jax.Array:
+    """The block with its residual branch deleted (Veit et al. 2016 §4): the shortcut alone. A plain
+    block, which has no shortcut, becomes the identity (option A where the shape changes)."""
+    out_features = self.features * 4 if self.bottleneck else self.features
+    if not self.residual:
+      return option_a(x, self.strides, out_features)
+    shortcut_in = x
+    if self.preact and self.first_in_stage:
+      bn = BatchNorm(group_size=self.bn_group_size, epsilon=self.bn_epsilon, dtype=self.dtype,
+                     name="preact_bn")
+      shortcut_in = nn.relu(bn(x, train))
+    y = self._shortcut(shortcut_in, out_features, train)
+    return y if self.preact else nn.relu(y)
+
   def _shortcut(self, x: jax.Array, out_features: int, train: bool) -> jax.Array:
     if self.keras_v2 and x.shape[-1] == out_features and self.shortcut != "C":
       return x[:, :: self.strides, :: self.strides, :]   # Keras' MaxPooling2D(1, strides)
@@ -125,10 +142,19 @@ class Block(nn.Module):
       return x
     if self.shortcut != "A":
       raise ValueError(f"shortcut must be 'A', 'B' or 'C', got {self.shortcut!r}.")
-    # Option A: identity on a strided grid, the extra channels zero (He et al. 2015 §3.3).
-    x = x[:, :: self.strides, :: self.strides, :]
-    extra = out_features - x.shape[-1]
-    return jnp.pad(x, ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2)))
+    return option_a(x, self.strides, out_features)
+
+
+def option_a(x: jax.Array, strides: int, out_features: int) -> jax.Array:
+  """Option A: identity on a strided grid, the extra channels zero (He et al. 2015 §3.3)."""
+  x = x[:, ::strides, ::strides, :]
+  extra = out_features - x.shape[-1]
+  return jnp.pad(x, ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2)))
+
+
+def block_names(depth: int, stem: str) -> list[str]:
+  """The blocks' names in order ('stage1_block1', ...), as in the parameter tree."""
+  return [f"stage{s + 1}_block{b + 1}" for s, n in enumerate(layout(depth, stem)[1]) for b in range(n)]
 
 
 @register("resnet")
@@ -148,6 +174,8 @@ class ResNet(nn.Module):
   bn_epsilon: float = 1e-5
   preact_layout: str = "paper"    # with preact=True: 'paper' or 'keras' (see the module docstring)
   remat: bool = False             # recompute each block's activations in the backward pass
+  scan_blocks: bool = False       # run each stage's identical blocks as one nn.scan (see _ScanBody)
+  lesion: tuple[str, ...] = ()    # blocks ('stage2_block3', ...) whose residual branch is deleted
   dtype: Any = None
 
   @nn.compact
@@ -179,20 +207,81 @@ class ResNet(nn.Module):
                  bn_epsilon=self.bn_epsilon, dtype=self.dtype, name="stem")(x, train)
 
     block_cls = nn.remat(Block, static_argnums=(2,)) if self.remat else Block
+    names = block_names(self.depth, self.stem)
+    unknown = sorted(set(self.lesion) - set(names))
+    if unknown:
+      raise ValueError(f"lesion: no block named {unknown}; this net's blocks are {', '.join(names)}.")
+    if self.lesion and self.scan_blocks:
+      raise ValueError("lesion needs scan_blocks=False (a lesion deletes one block of a scanned run).")
     for stage, blocks in enumerate(stages):
+      specs = []
       for b in range(blocks):
         if keras_v2:  # the stride in each stage's last block, the last stage's excepted
           strides = 2 if (stage < len(stages) - 1 and b == blocks - 1) else 1
         else:
           strides = 2 if (stage > 0 and b == 0) else 1
-        x = block_cls(
+        specs.append(dict(
             features=width * 2**stage, strides=strides,
             bottleneck=block_type == "bottleneck", residual=self.residual, shortcut=self.shortcut,
             preact=self.preact, first_in_stage=b == 0, stride_on_3x3=self.stride_on_3x3,
             bn_group_size=self.bn_group_size, zero_init_last_bn=self.zero_init_last_bn,
             bn_epsilon=self.bn_epsilon, keras_v2=keras_v2, dtype=self.dtype,
-            name=f"stage{stage + 1}_block{b + 1}")(x, train)
+            deleted=f"stage{stage + 1}_block{b + 1}" in self.lesion))
+      b = 0
+      while b < blocks:
+        run = 1
+        while self.scan_blocks and b + run < blocks and specs[b + run] == specs[b]:
+          run += 1
+        if run > 1:  # identical blocks: one scanned body, parameters stacked on a leading axis
+          x, _ = nn.scan(_ScanBody, variable_axes={"params": 0, "batch_stats": 0},
+                         split_rngs={"params": True}, length=run)(
+              block=specs[b], remat=self.remat, train=train,
+              name=f"stage{stage + 1}_blocks{b + 1}to{b + run}")(x, None)
+        else:
+          x = block_cls(**specs[b], name=f"stage{stage + 1}_block{b + 1}")(x, train)
+        b += run
     if self.preact:
       x = nn.relu(bn(name="final_bn")(x, train))
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
+
+
+def scan_params(unrolled: dict, scanned_shapes: dict) -> dict:
+  """Per-block variables (`stage<s>_block<i>`) stacked into a `scan_blocks=True` model's layout.
+
+  `scanned_shapes` is the scanned model's variable tree (e.g. from `jax.eval_shape(model.init, ...)`);
+  each `stage<s>_blocks<i>to<j>/block` entry is filled by stacking blocks i..j of `unrolled`.
+  Collections (params, batch_stats) are converted alike.
+  """
+  import re
+  out = {}
+  for name, sub in scanned_shapes.items():
+    m = re.fullmatch(r"stage(\d+)_blocks(\d+)to(\d+)", name)
+    if m:
+      s, i, j = map(int, m.groups())
+      blocks = [unrolled[f"stage{s}_block{b}"] for b in range(i, j + 1)]
+      out[name] = {"block": jax.tree.map(lambda *xs: jnp.stack(xs), *blocks)}
+    elif isinstance(sub, dict) and name in unrolled:
+      out[name] = scan_params(unrolled[name], sub) if name in ("params", "batch_stats") else unrolled[name]
+    else:
+      out[name] = unrolled[name]
+  return out
+
+
+class _ScanBody(nn.Module):
+  """A run of identical blocks as one `nn.scan` body: compiles once per stage, not once per block.
+
+  Parameters of the run's blocks are stacked on a leading axis under `stage<s>_blocks<i>to<j>`
+  (`scan_params` converts a per-block tree into this layout). On XLA:CPU the loop boundary also
+  stops the residual stream's element-wise chain from being re-fused into each block's backward
+  pass, which otherwise grows quadratically with the blocks per stage.
+  """
+
+  block: dict
+  remat: bool
+  train: bool
+
+  @nn.compact
+  def __call__(self, x, _):
+    cls = nn.remat(Block, static_argnums=(2,)) if self.remat else Block
+    return cls(**self.block, name="block")(x, self.train), None
