@@ -80,6 +80,10 @@ class Trainer:
     if channels != config.channels:
       raise DataError(f"{sample.source.name} has {channels}-channel images but config.channels is "
                       f"{config.channels}: set --config.channels={channels}.")
+    for field, example in (("mean", "(0.0,)"), ("std", "(255.0,)")):
+      if len(config[field]) not in (1, channels):
+        raise DataError(f"config.{field} has {len(config[field])} values for the {channels}-channel images "
+                        f"of {sample.source.name}: give {'1' if channels == 1 else f'1 or {channels}'} values, e.g. --config.{field}='{example}'.")
     self.input_shape = (1, config.image_size, config.image_size, channels)
     dtype = jnp.bfloat16 if config.half_precision else None
     self.model = models.build(config.model, dtype=dtype)
@@ -140,13 +144,18 @@ class Trainer:
         ema_params=params if self.config.ema_decay else {})
 
   # ------------------------------------------------------------------------------------------
-  def evaluate(self, ema: bool = False) -> dict[str, float]:
-    """Top-1/top-5 accuracy and loss over every example of the eval split, each counted once."""
+  def evaluate(self, ema: bool = False, model=None) -> dict[str, float]:
+    """Top-1/top-5 accuracy and loss over every example of the eval split, each counted once.
+
+    `model`: another module over the same variables (e.g. a lesioned net, classic.lesion).
+    """
+    eval_step = self._eval_step if model is None else jax.jit(
+        functools.partial(step_lib.eval_step, model=model, config=self.config), out_shardings=self.repl)
     model_vars = state_lib.variables(self.state, ema=ema)
     totals = None
     for b in range(self.eval_data.num_eval_batches):
       batch = mesh_lib.global_batch(self.mesh, self.eval_data.eval_batch(b))
-      out = self._eval_step(model_vars, batch)
+      out = eval_step(model_vars, batch)
       totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
       if self._inflight and b % self._inflight == self._inflight - 1:
         jax.block_until_ready(totals)  # each batch is 5 launches; see mesh_lib.CPU_MAX_INFLIGHT
