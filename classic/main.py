@@ -12,6 +12,7 @@ finish its step, checkpoint and exit 0. Multi-host: --coordinator=HOST:PORT --nu
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -71,19 +72,44 @@ def run(argv) -> int:
       trainer.checkpointer.close()
     else:
       result = trainer.train()
-  except (DataError, checkpoint.ConfigMismatch, NonFiniteError, FileNotFoundError, ValueError) as e:
-    logging.error("%s", e)
-    print(f"error: {e}", file=sys.stderr)
-    return 1
-  except OSError as e:  # an unwritable or full disk: say where, in a sentence
-    print(f"error: cannot read or write {getattr(e, 'filename', None) or workdir}: {e.strerror or e}. "
-          "Checkpoints already complete are intact; free space or fix permissions and rerun to resume.",
-          file=sys.stderr)
-    return 1
+  except Exception as e:  # noqa: BLE001 - a full disk surfaces as OSError or as Orbax's ValueError
+    if _disk_full(e):
+      print(f"error: the disk holding {workdir} is full (No space left on device). "
+            f"{_complete_checkpoints(workdir)} A partial checkpoint is never loaded: free space and rerun "
+            "to resume.", file=sys.stderr)
+      return 1
+    if isinstance(e, (DataError, checkpoint.ConfigMismatch, checkpoint.CheckpointError, NonFiniteError,
+                      FileNotFoundError, ValueError)):
+      logging.error("%s", e)
+      print(f"error: {e}", file=sys.stderr)
+      return 1
+    if isinstance(e, OSError):  # an unwritable disk: say where, in a sentence
+      print(f"error: cannot read or write {getattr(e, 'filename', None) or workdir}: {e.strerror or e}. "
+            f"{_complete_checkpoints(workdir)} Fix permissions and rerun to resume.", file=sys.stderr)
+      return 1
+    raise
   import jax
   if jax.process_index() == 0:
     print(json.dumps({k: v for k, v in result.items() if isinstance(v, (int, float))}))
   return 0
+
+
+def _disk_full(e: BaseException) -> bool:
+  while e is not None:
+    if getattr(e, "errno", None) == errno.ENOSPC or "No space left on device" in str(e):
+      return True
+    e = e.__cause__ or e.__context__
+  return False
+
+
+def _complete_checkpoints(workdir: str) -> str:
+  try:
+    steps = sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints")) if d.isdigit())
+  except OSError:
+    steps = []
+  if not steps:
+    return "No checkpoint was complete yet."
+  return f"Complete checkpoints (steps {', '.join(map(str, steps))}) are intact."
 
 
 def _config_keys(argv: list[str]) -> list[str]:

@@ -25,8 +25,12 @@ class ConfigMismatch(Exception):
   pass
 
 
-def write_config(workdir: str, config, override: bool = False) -> None:
-  """Writes config.json; refuses a workdir whose config differs in what is trained, unless `override`."""
+def write_config(workdir: str, config, override: bool = False, check_only: bool = False) -> None:
+  """Writes config.json; refuses a workdir whose config differs in what is trained, unless `override`.
+
+  `check_only`: refuse or pass, but write nothing yet (the trainer writes once the run has started,
+  so a run that fails to start leaves the workdir's config as it was).
+  """
   path = os.path.join(workdir, "config.json")
   new = json.loads(config.to_json_best_effort())
   if os.path.exists(path) and not override:
@@ -38,7 +42,7 @@ def write_config(workdir: str, config, override: bool = False) -> None:
       raise ConfigMismatch(
           f"{workdir} holds a run with another config; differing fields: {', '.join(diffs)}. "
           "Use a new --workdir, or pass --override_config to continue this run with the new config.")
-  if jax.process_index() == 0:
+  if jax.process_index() == 0 and not check_only:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
       json.dump(new, f, indent=2, sort_keys=True)
@@ -63,6 +67,14 @@ def read_config(workdir: str):
     return ml_collections.ConfigDict(json.load(f))
 
 
+class CheckpointError(Exception):
+  pass
+
+
+class CheckpointMismatch(CheckpointError):
+  pass
+
+
 class Checkpointer:
 
   def __init__(self, workdir: str, keep: int, async_save: bool = True):
@@ -70,6 +82,7 @@ class Checkpointer:
     self.manager = ocp.CheckpointManager(
         self.directory,
         item_names=("state", "data"),
+        item_handlers={"state": ocp.StandardCheckpointHandler(), "data": ocp.JsonCheckpointHandler()},
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                              enable_async_checkpointing=async_save),
     )
@@ -82,12 +95,68 @@ class Checkpointer:
                                                     data=ocp.args.JsonSave(data_position)), force=True)
 
   def restore(self, abstract_state, step: int | None = None):
-    """(state, data position) of `step` (default: the latest complete one) onto the target shardings."""
-    step = self.manager.latest_step() if step is None else step
+    """(state, data position) of `step`, by default the latest readable one, onto the target shardings.
+
+    Orbax never finalises a partial write, but a finalised step can still be damaged afterwards
+    (a truncated file, a bad disk, a half-copied workdir). Such a step is moved aside to
+    `<step>.unreadable` (kept for inspection, never deleted) and the previous one is restored, so a
+    run resumes from its last good checkpoint instead of failing or starting over.
+    """
+    if step is not None:
+      return self._restore(abstract_state, step)
+    errors = []
+    for candidate in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        saved = self._saved_shapes(candidate)
+      except Exception:  # noqa: BLE001 - unreadable metadata: the restore below reports the damage
+        saved = None
+      if saved is not None:
+        self._check_shapes(saved, abstract_state, candidate)
+      try:
+        restored = self._restore(abstract_state, candidate)
+      except Exception as e:  # noqa: BLE001 - whatever the damage, try the step before
+        reason = " ".join(str(e).split())[:300]
+        errors.append(f"step {candidate}: {type(e).__name__}: {reason}")
+        logging.error("Checkpoint step %d in %s is unreadable (%s); trying the one before.",
+                      candidate, self.directory, reason)
+        self._set_aside(candidate)
+        continue
+      if errors:
+        logging.warning("Resumed from step %d; unreadable later steps were moved to *.unreadable.", candidate)
+      return restored
+    raise CheckpointError(f"No readable checkpoint in {self.directory}:\n  " + "\n  ".join(errors))
+
+  def _saved_shapes(self, step: int) -> dict[str, tuple]:
+    tree = self.manager.item_metadata(step)["state"]
+    return {_path(p): tuple(v.shape) for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]
+            if hasattr(v, "shape")}
+
+  def _check_shapes(self, saved: dict[str, tuple], abstract_state, step: int) -> None:
+    """A checkpoint of another model (e.g. another class count) is a mistake to name, not damage."""
+    wanted = {_path(p): tuple(v.shape) for p, v in jax.tree_util.tree_flatten_with_path(abstract_state)[0]}
+    differ = [f"{k}: checkpoint {saved[k]}, model {wanted[k]}" for k in wanted
+              if k in saved and saved[k] != wanted[k]]
+    differ += [f"{k} only in the model" for k in wanted if k not in saved]
+    differ += [f"{k} only in the checkpoint" for k in saved if k not in wanted]
+    if differ:
+      raise CheckpointMismatch(
+          f"Checkpoint step {step} in {self.directory} was written by a different model ("
+          f"{len(differ)} tensors differ, e.g. {'; '.join(differ[:3])}). A different "
+          "model.num_classes or architecture needs a new workdir, or --config.init_from=<this "
+          "workdir> to start from these weights with a fresh head.")
+
+  def _restore(self, abstract_state, step: int):
     restored = self.manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
     logging.info("Restored step %d from %s", step, self.directory)
     return restored["state"], restored["data"]
+
+  def _set_aside(self, step: int) -> None:
+    if jax.process_index() == 0:
+      src = os.path.join(self.directory, str(step))
+      if os.path.isdir(src):
+        os.replace(src, f"{src}.unreadable")
+    self.manager.reload()
 
   def wait(self) -> None:
     self.manager.wait_until_finished()
@@ -95,6 +164,11 @@ class Checkpointer:
   def close(self) -> None:
     self.manager.wait_until_finished()
     self.manager.close()
+
+
+def _path(keys) -> str:
+  """'params/C1/kernel' from a key path, whether its entries are dict keys or dataclass fields."""
+  return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in keys)
 
 
 def abstract(tree):

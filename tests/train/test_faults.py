@@ -1,10 +1,12 @@
 """Faults provoked for real: numerical blow-ups, SIGKILL mid-run, bad flags. Nothing is lost."""
 
 import os
+import shutil
 import signal
 import subprocess
 import time
 
+import pytest
 
 from tests.conftest import REPO, main_command, read_metrics, run_main
 
@@ -91,3 +93,63 @@ def test_an_unusable_workdir_is_one_sentence(tmp_path):
   proc = run_main("--config=configs/lenet.py:digits", f"--workdir={blocker}/run", check=False)
   assert proc.returncode == 1
   assert "error: cannot read or write" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _truncate_state(step_dir):
+  for f in (step_dir / "state").rglob("*"):
+    if f.is_file() and f.stat().st_size > 64:
+      with open(f, "r+b") as h:
+        h.truncate(f.stat().st_size // 2)
+
+
+def test_a_truncated_checkpoint_is_set_aside_and_the_run_resumes_from_the_one_before(tmp_path):
+  reference = tmp_path / "reference"
+  run_main(*DIGITS, "--config.train_steps=60", f"--workdir={reference}")
+  damaged = tmp_path / "damaged"
+  run_main(*DIGITS, f"--workdir={damaged}")  # checkpoints 20, 30, 40 (keep 3)
+  _truncate_state(damaged / "checkpoints" / "40")
+  proc = run_main(*DIGITS, "--config.train_steps=60", f"--workdir={damaged}")
+  assert "Checkpoint step 40" in proc.stderr and "unreadable" in proc.stderr
+  assert (damaged / "checkpoints" / "40.unreadable").is_dir()  # kept for inspection, not deleted
+  timing = ("img_per_s", "wait_for_data_frac")
+  strip = lambda ms: [{k: v for k, v in m.items() if k not in timing} for m in ms]
+  assert strip(read_metrics(damaged)) == strip(read_metrics(reference))
+
+
+def test_no_readable_checkpoint_or_another_models_checkpoint_is_a_sentence(tmp_path):
+  run_main(*DIGITS, "--config.train_steps=20", f"--workdir={tmp_path / 'other'}")
+  # The same workdir resumed with another output layer: named, and the checkpoints stay where they are.
+  proc = run_main(*DIGITS, "--config.train_steps=20", "--config.model.output=rbf", "--override_config",
+                  f"--workdir={tmp_path / 'other'}", check=False)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert "was written by a different model" in proc.stderr and "init_from" in proc.stderr
+  assert sorted(d.name for d in (tmp_path / "other" / "checkpoints").iterdir()) == ["10", "20"]
+  for step in ("10", "20"):
+    _truncate_state(tmp_path / "other" / "checkpoints" / step)
+  proc = run_main(*DIGITS, "--config.train_steps=20", f"--workdir={tmp_path / 'other'}", check=False)
+  assert proc.returncode == 1 and "No readable checkpoint in" in proc.stderr.splitlines()[-3]
+
+
+def test_a_full_disk_is_a_sentence_and_the_complete_checkpoints_resume(tmp_path):
+  """The workdir on a 1.2 MB tmpfs: LeNet's checkpoints (~0.5 MB) fill it at the third save."""
+  disk = tmp_path / "disk"
+  disk.mkdir()
+  if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(disk)],
+                    capture_output=True).returncode != 0:
+    pytest.skip("mounting a small tmpfs needs root")
+  try:
+    env = {"CLASSIC_JAX_CACHE": str(tmp_path / "jax_cache")}
+    proc = run_main(*DIGITS, f"--workdir={disk / 'run'}", env=env, check=False)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1
+    assert last.startswith("error: the disk holding") and "No space left on device" in last
+    assert "Complete checkpoints (steps 10, 20) are intact" in last
+    shutil.copytree(disk / "run", tmp_path / "moved")  # the user makes room: here, another disk
+  finally:
+    subprocess.run(["umount", str(disk)], check=False)
+  run_main(*DIGITS, f"--workdir={tmp_path / 'moved'}")
+  reference = tmp_path / "reference"
+  run_main(*DIGITS, f"--workdir={reference}")
+  timing = ("img_per_s", "wait_for_data_frac")
+  strip = lambda ms: [{k: v for k, v in m.items() if k not in timing} for m in ms]
+  assert strip(read_metrics(tmp_path / "moved")) == strip(read_metrics(reference))
