@@ -27,6 +27,10 @@ from classic.train import checkpoint, mesh as mesh_lib, optim, state as state_li
 from classic.train.writers import MetricWriter, Progress
 
 
+# Steps between the processes' agreement on a stop signal (multi-host only): one small all-gather.
+STOP_SYNC_EVERY = 10
+
+
 class NonFiniteError(Exception):
   """The loss or gradient became NaN/inf; the last checkpoint is the last good state."""
 
@@ -197,7 +201,7 @@ class Trainer:
         self.state, metrics = self._train_step(self.state, mesh_lib.global_batch(self.mesh, local))
         pending.append((step, metrics))
         step += 1
-        stopping = stop.event.is_set()
+        stopping = self._agree_to_stop(stop, step)
         log_now = step % c.log_every == 0 or step == c.train_steps
         ckpt_now = step % c.checkpoint_every == 0 or step == c.train_steps or stopping
         if log_now or ckpt_now:
@@ -230,6 +234,21 @@ class Trainer:
       writer.close()
       stop.uninstall()
     return {"step": step, **last}
+
+  def _agree_to_stop(self, stop: "StopRequest", step: int) -> bool:
+    """Whether every process stops after `step`. A signal may reach one host only (a preempted VM);
+    on several processes the flags are combined every STOP_SYNC_EVERY steps, the same steps on
+    every host, so all of them checkpoint the same step and exit together."""
+    if jax.process_count() == 1:
+      return stop.event.is_set()
+    if step % STOP_SYNC_EVERY:
+      return False
+    from jax.experimental import multihost_utils
+    flags = multihost_utils.process_allgather(np.int32(stop.event.is_set()))
+    if flags.any() and not stop.event.is_set():
+      stop.signal = f"a signal to process {int(np.argmax(flags))}"
+      logging.warning("Process %d was signalled: stopping at step %d with it.", int(np.argmax(flags)), step)
+    return bool(flags.any())
 
   def _fetch(self, pending) -> list[dict[str, float]]:
     """Fetches the pending steps' metrics (one host sync) and checks that they are finite."""

@@ -153,3 +153,41 @@ def test_a_full_disk_is_a_sentence_and_the_complete_checkpoints_resume(tmp_path)
   timing = ("img_per_s", "wait_for_data_frac")
   strip = lambda ms: [{k: v for k, v in m.items() if k not in timing} for m in ms]
   assert strip(read_metrics(tmp_path / "moved")) == strip(read_metrics(reference))
+
+
+def test_a_signal_to_one_host_stops_every_host_at_the_same_checkpoint(tmp_path):
+  """A preempted VM gets SIGTERM, its peers do not: all processes agree on the step, checkpoint it
+  together and exit 0; rerunning them resumes from it."""
+  from tests.conftest import free_port
+  args = ["--config=configs/lenet.py:digits", "--config.log_every=10", "--config.checkpoint_every=100000",
+          "--config.eval_every=100000", f"--workdir={tmp_path}"]
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+
+  def start(steps):
+    port = free_port()
+    return [subprocess.Popen(main_command(*args, f"--config.train_steps={steps}", f"--coordinator=127.0.0.1:{port}",
+                                          "--num_processes=2", f"--process_id={i}"),
+                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for i in range(2)]
+
+  procs = start(100000)
+  try:
+    deadline = time.time() + 180
+    while time.time() < deadline and not (tmp_path / "metrics.jsonl").exists():
+      time.sleep(0.2)
+    assert (tmp_path / "metrics.jsonl").exists(), "the 2-process run never got going"
+    procs[1].send_signal(signal.SIGTERM)
+    errs = [p.communicate(timeout=120)[1] for p in procs]
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  assert [p.returncode for p in procs] == [0, 0], errs[0][-2000:] + errs[1][-2000:]
+  assert "Process 1 was signalled: stopping at step" in errs[0]
+  steps = [int(d.name) for d in (tmp_path / "checkpoints").iterdir() if d.name.isdigit()]
+  assert len(steps) == 1 and steps[0] % 10 == 0 and f"Stopped at step {steps[0]}" in errs[1]
+  procs = start(steps[0] + 20)
+  for p in procs:
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err[-2000:]
+  assert read_metrics(tmp_path)[-1]["step"] == steps[0] + 20
