@@ -29,3 +29,31 @@ def test_bench_names_a_dataset_it_cannot_read():
                         "--json"], cwd=REPO, capture_output=True, text=True, check=True, timeout=300).stdout
   r = json.loads(out.strip().splitlines()[-1])
   assert r["input_img_per_s"] is None and "does not exist" in r["input_unavailable"]
+
+
+def test_bench_compile_only_and_cpu_flags():
+  """--steps=0 compiles and stops; on a CPU-only install the fusion pass is off (docs/performance.md)."""
+  code = ("import os, sys; sys.argv = ['bench', '--config=configs/resnet.py:resnet20', '--batch=8', "
+          "'--steps=0', '--data_batches=0', '--json']; from absl import app; from classic import bench; "
+          "import atexit; atexit.register(lambda: print('XLA_FLAGS=' + os.environ.get('XLA_FLAGS', ''))); "
+          "app.run(bench.main)")
+  out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
+                       timeout=300, env={k: v for k, v in __import__("os").environ.items() if k != "XLA_FLAGS"})
+  lines = out.stdout.strip().splitlines()
+  r = json.loads(lines[-2])
+  assert r["compile_s"] > 0 and r["macs_per_image"] == 40_551_040 and "img_per_s" not in r
+  assert lines[-1] == "XLA_FLAGS=--xla_disable_hlo_passes=fusion"
+
+
+def test_pytorch_side_of_the_comparison():
+  pytest.importorskip("torch")
+  out = subprocess.run([sys.executable, "-m", "launch.bench_pytorch", "--model=resnet20", "--batch=8", "--steps=2",
+                        "--warmup=1", "--json"], cwd=REPO, capture_output=True, text=True, check=True,
+                       timeout=300).stdout
+  r = json.loads(out.strip().splitlines()[-1])
+  assert r["framework"] == "pytorch" and r["model"] == "resnet20" and r["batch"] == 8
+  assert r["img_per_s"] == pytest.approx(8 / r["step_s_median"])
+  # the same net: ResNet-20's 0.27 M parameters (He et al. 2015 Table 6)
+  from launch.bench_pytorch import _models
+  models, _ = _models()
+  assert sum(p.numel() for p in models["resnet20"][0]().parameters()) == 269_722  # = classic.summary
