@@ -55,7 +55,10 @@ def load_runs(root: Path) -> list[dict]:
 def swept_fields(runs: list[dict]) -> list[str]:
   flat = [_flatten(r["config"]) for r in runs]
   keys = sorted(set().union(*flat))
-  return [k for k in keys if k.split(".")[0] not in BOOKKEEPING and len({str(f.get(k)) for f in flat}) > 1]
+  # A field that only some runs have, with a single value where present, came with a newer version of
+  # the code (runs started before it was added lack it): not a swept axis.
+  return [k for k in keys if k.split(".")[0] not in BOOKKEEPING
+          and len({str(f[k]) for f in flat if k in f}) > 1]
 
 
 def _size(config: dict) -> tuple[int | None, int | None]:

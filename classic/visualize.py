@@ -28,17 +28,21 @@ from pathlib import Path
 
 from absl import app, flags
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A trained run (config.json + checkpoint).")
-_LAYER = flags.DEFINE_string("layer", "", "Deconvnet: the sown feature map to project, e.g. conv5_out.")
-_IMAGES = flags.DEFINE_integer("images", 64, "Deconvnet: eval images searched for top activations.")
-_CHANNELS = flags.DEFINE_integer("channels", 8, "Deconvnet: feature maps shown (the most active).")
-_TOP = flags.DEFINE_integer("top", 9, "Deconvnet: images per feature map.")
-_OCCLUSION = flags.DEFINE_bool("occlusion", False, "Occlusion-sensitivity maps instead.")
-_INDICES = flags.DEFINE_list("indices", ["0", "1", "2", "3"], "Occlusion: eval-split image indices.")
-_PATCH = flags.DEFINE_integer("patch", 0, "Occlusion: square side in input pixels (0: a quarter of it).")
-_STRIDE = flags.DEFINE_integer("stride", 0, "Occlusion: step in pixels (0: patch / 4).")
-_OUT = flags.DEFINE_string("out", "", "Output directory (default: the workdir).")
-flags.mark_flag_as_required("workdir")
+
+
+def define_flags():
+  """The command's flags, defined when run as a command (importing the library defines none)."""
+  flags.DEFINE_string("workdir", None, "A trained run (config.json + checkpoint).")
+  flags.DEFINE_string("layer", "", "Deconvnet: the sown feature map to project, e.g. conv5_out.")
+  flags.DEFINE_integer("images", 64, "Deconvnet: eval images searched for top activations.")
+  flags.DEFINE_integer("channels", 8, "Deconvnet: feature maps shown (the most active).")
+  flags.DEFINE_integer("top", 9, "Deconvnet: images per feature map.")
+  flags.DEFINE_bool("occlusion", False, "Occlusion-sensitivity maps instead.")
+  flags.DEFINE_list("indices", ["0", "1", "2", "3"], "Occlusion: eval-split image indices.")
+  flags.DEFINE_integer("patch", 0, "Occlusion: square side in input pixels (0: a quarter of it).")
+  flags.DEFINE_integer("stride", 0, "Occlusion: step in pixels (0: patch / 4).")
+  flags.DEFINE_string("out", "", "Output directory (default: the workdir).")
+  flags.mark_flag_as_required("workdir")
 
 
 class VisualizeError(Exception):
@@ -260,28 +264,29 @@ def write_occlusion(maps, shown, labels, indices, out: Path) -> Path:
 def main(argv):
   del argv
   import numpy as np
+  F = flags.FLAGS
 
   from classic.data.sources import DataError
   from classic.train import mesh
   mesh.cpu_performance_flags()
-  out = Path(_OUT.value or _WORKDIR.value)
+  out = Path(F.out or F.workdir)
   out.mkdir(parents=True, exist_ok=True)
   try:
-    config, model, variables, pipe = load(_WORKDIR.value)
-    if _OCCLUSION.value:
-      indices = [int(i) for i in _INDICES.value]
+    config, model, variables, pipe = load(F.workdir)
+    if F.occlusion:
+      indices = [int(i) for i in F.indices]
       inputs, shown, labels = eval_images(pipe, config, max(indices) + 1)
       pick = np.asarray(indices)
       inputs, shown, labels = inputs[pick], shown[pick], labels[pick]
-      patch = _PATCH.value or max(1, config.image_size // 4)
-      maps, _ = occlusion(model, variables, inputs, labels, patch, _STRIDE.value or max(1, patch // 4))
+      patch = F.patch or max(1, config.image_size // 4)
+      maps, _ = occlusion(model, variables, inputs, labels, patch, F.stride or max(1, patch // 4))
       path = write_occlusion(maps, shown, labels, indices, out)
     else:
-      if not _LAYER.value:
+      if not F.layer:
         raise VisualizeError("give --layer=NAME (a feature map, e.g. conv5_out) or --occlusion.")
-      inputs, shown, _ = eval_images(pipe, config, _IMAGES.value)
-      rows = deconvnet(model, variables, inputs, _LAYER.value, _CHANNELS.value, _TOP.value)
-      path = write_deconv(rows, shown, _LAYER.value, out)
+      inputs, shown, _ = eval_images(pipe, config, F.images)
+      rows = deconvnet(model, variables, inputs, F.layer, F.channels, F.top)
+      path = write_deconv(rows, shown, F.layer, out)
   except (VisualizeError, DataError, FileNotFoundError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
@@ -289,4 +294,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -42,3 +42,11 @@ def test_report_of_an_empty_directory_says_what_it_expects(tmp_path):
   proc = subprocess.run([sys.executable, "-m", "classic.report", str(tmp_path)], cwd=REPO, capture_output=True,
                         text=True, timeout=300)
   assert proc.returncode == 1 and "expected" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_swept_fields_ignore_fields_newer_runs_have_and_older_lack():
+  from classic.report import swept_fields
+  runs = [{"config": {"model": {"depth": 20, "lesion": []}, "seed": 0, "eval_every": 500}},
+          {"config": {"model": {"depth": 56}, "seed": 0, "eval_every": 1000}},
+          {"config": {"model": {"depth": 56, "lesion": []}, "seed": 1, "eval_every": 500}}]
+  assert swept_fields(runs) == ["model.depth", "seed"]
