@@ -3,7 +3,7 @@ relatively shallow networks", §4, Fig. 3): delete one block at a time at test t
 the test error.
 
   python -m classic.lesion --workdir=runs/degradation/resnet56 --workdir=runs/degradation/plain56
-  python -m classic.lesion --workdir=RUN --examples=2000 --out=docs/lesion
+  python -m classic.lesion --workdir=RUN --examples=2000 --out=docs/lesion   # a fixed random 2,000
 
 Each workdir is a trained ResNet or plain net (its config.json and latest checkpoint). A deleted
 residual block keeps only its shortcut (identity, or the projection where the shape changes); a
@@ -26,7 +26,7 @@ from pathlib import Path
 from absl import app, flags
 
 _WORKDIRS = flags.DEFINE_multi_string("workdir", None, "Trained run(s) to lesion (repeatable).")
-_EXAMPLES = flags.DEFINE_integer("examples", 0, "Evaluate on the first N examples of the eval split "
+_EXAMPLES = flags.DEFINE_integer("examples", 0, "Evaluate on N examples drawn at random (fixed) from the eval split "
                                  "(0: all of it).")
 _OUT = flags.DEFINE_string("out", "", "Where to write lesion.{csv,md,png} (default: the first workdir).")
 flags.mark_flag_as_required("workdir")

@@ -264,12 +264,17 @@ def tfds_source(name: str, split: str, *, data_dir: str | None, in_memory: bool,
   return out
 
 
-def subset(source, n: int):
-  """The first n examples of a split (n larger than the split: all of it)."""
-  n = min(n, len(source))
+def subset(source, n: int, seed: int = 0):
+  """n examples of a split drawn uniformly without replacement (fixed by `seed`), in split order.
+
+  Not the first n: image folders and many TFDS splits are ordered by class.
+  """
+  if n >= len(source):
+    return source
+  keep = np.sort(np.random.default_rng(seed).permutation(len(source))[:n])
   if isinstance(source, InMemory):
-    return InMemory(source.images[:n], source.labels[:n], source.num_classes, f"{source.name}[:{n}]")
-  return Encoded(source.read, n, source.num_classes, f"{source.name}[:{n}]")
+    return InMemory(source.images[keep], source.labels[keep], source.num_classes, f"{source.name}[{n} of]")
+  return Encoded(lambda i: source.read(int(keep[i])), n, source.num_classes, f"{source.name}[{n} of]")
 
 
 def check_classes(source, num_classes: int, what: str = "config.model.num_classes") -> None:

@@ -157,3 +157,14 @@ def test_class_count_mismatch_is_explained(digits_train):
   c.model.num_classes = 1000
   with pytest.raises(sources.DataError, match="has 10 classes but config.model.num_classes is 1000"):
     Pipeline(c, train=True, source=digits_train)
+
+
+def test_subset_draws_across_a_class_ordered_split():
+  """Image folders list a split class by class: the first n would be one or two classes."""
+  ordered = sources.InMemory(np.zeros((100, 2, 2, 1), np.uint8), np.repeat(np.arange(10), 10).astype(np.int32),
+                             10, "ordered")
+  part = sources.subset(ordered, 20)
+  assert len(part) == 20 and len(set(part.labels.tolist())) >= 6
+  assert np.array_equal(part.labels, sources.subset(ordered, 20).labels)  # fixed
+  assert np.all(np.diff(part.labels) >= 0)  # split order kept (sequential reads)
+  assert sources.subset(ordered, 500) is ordered
