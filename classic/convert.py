@@ -76,6 +76,7 @@ def write_workdir(workdir: str, config, variables) -> None:
   from classic.train import checkpoint, optim, state as state_lib
 
   os.makedirs(workdir, exist_ok=True)
+  checkpoint.check_config(workdir, config)
   checkpoint.write_config(workdir, config)
   model = models.build(config.model)
   tx, _ = optim.create(config)

@@ -116,6 +116,13 @@ def _cache_path(cache_dir: str, key: str) -> str:
   return os.path.join(root, hashlib.sha1(key.encode()).hexdigest()[:16] + ".npz")
 
 
+def _save_cache(cache: str, **arrays) -> None:
+  """Writes the decoded cache atomically; concurrent runs (sweeps) each write their own file, then rename."""
+  tmp = f"{cache}.{os.getpid()}.tmp.npz"
+  np.savez(tmp, **arrays)
+  os.replace(tmp, cache)
+
+
 def _split_members(path: str, split: str) -> tuple[list[str], list[tuple[str, str]], Callable[[str], bytes]]:
   """(class names, [(member, class)], reader) of a split of a folder or tar archive."""
   if os.path.isdir(path):
@@ -207,9 +214,7 @@ def image_folder(path: str, split: str, *, in_memory: bool, cache_dir: str = "",
                  f"{os.path.basename(path)}/{split}")
   if skipped:
     logging.warning("Skipped %d unreadable files of %s/%s.", len(skipped), path, split)
-  tmp = f"{cache}.{os.getpid()}.tmp.npz"  # concurrent runs (sweeps) each write their own, then rename
-  np.savez(tmp, images=out.images, labels=out.labels, num_classes=out.num_classes)
-  os.replace(tmp, cache)
+  _save_cache(cache, images=out.images, labels=out.labels, num_classes=out.num_classes)
   return out
 
 
@@ -258,9 +263,7 @@ def tfds_source(name: str, split: str, *, data_dir: str | None, in_memory: bool,
   pairs = [encoded.get(i) for i in range(len(encoded))]
   out = InMemory(np.stack([p[0] for p in pairs]), np.array([p[1] for p in pairs], np.int32),
                  num_classes, f"{name}/{split}")
-  tmp = f"{cache}.{os.getpid()}.tmp.npz"
-  np.savez(tmp, images=out.images, labels=out.labels)
-  os.replace(tmp, cache)
+  _save_cache(cache, images=out.images, labels=out.labels)
   return out
 
 

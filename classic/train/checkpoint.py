@@ -25,27 +25,27 @@ class ConfigMismatch(Exception):
   pass
 
 
-def write_config(workdir: str, config, override: bool = False, check_only: bool = False) -> None:
-  """Writes config.json; refuses a workdir whose config differs in what is trained, unless `override`.
-
-  `check_only`: refuse or pass, but write nothing yet (the trainer writes once the run has started,
-  so a run that fails to start leaves the workdir's config as it was).
-  """
+def check_config(workdir: str, config, override: bool = False) -> None:
+  """Refuses a workdir whose config.json differs in what is trained, unless `override`."""
   path = os.path.join(workdir, "config.json")
-  new = json.loads(config.to_json_best_effort())
   if os.path.exists(path) and not override:
     with open(path) as f:
       old = json.load(f)
-    diffs = sorted(_diff(old, new))
+    diffs = sorted(_diff(old, json.loads(config.to_json_best_effort())))
     diffs = [d for d in diffs if d.split(".")[0] not in RESUMABLE_FIELDS]
     if diffs:
       raise ConfigMismatch(
           f"{workdir} holds a run with another config; differing fields: {', '.join(diffs)}. "
           "Use a new --workdir, or pass --override_config to continue this run with the new config.")
-  if jax.process_index() == 0 and not check_only:
+
+
+def write_config(workdir: str, config) -> None:
+  """Writes config.json (atomically, on process 0)."""
+  if jax.process_index() == 0:
+    path = os.path.join(workdir, "config.json")
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-      json.dump(new, f, indent=2, sort_keys=True)
+      json.dump(json.loads(config.to_json_best_effort()), f, indent=2, sort_keys=True)
     os.replace(tmp, path)
 
 

@@ -70,7 +70,7 @@ class Trainer:
     self.workdir = workdir
     os.makedirs(workdir, exist_ok=True)
     if not eval_only:
-      checkpoint.write_config(workdir, config, override=override_config, check_only=True)
+      checkpoint.check_config(workdir, config, override=override_config)
     mesh_lib.check_batch(config.batch_size)
     self.mesh = mesh_lib.make_mesh()
     self.repl = mesh_lib.replicated(self.mesh)
@@ -103,8 +103,8 @@ class Trainer:
       self._window = list(position.get("window", []))
     elif config.init_from:
       self._init_from(config.init_from)
-    if not eval_only:
-      checkpoint.write_config(workdir, config, override=True)
+    if not eval_only:  # written once the run has started: a refused start leaves it as it was
+      checkpoint.write_config(workdir, config)
     counts = stats.totals(self.model, self.input_shape)
     self.params, self.macs = counts["params"], counts["macs"]
     logging.info("%s: %s parameters, %s multiply-adds per image at %s.", config.variant or config.model.name,
