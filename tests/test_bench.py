@@ -32,7 +32,7 @@ def test_bench_names_a_dataset_it_cannot_read():
 
 
 def test_bench_compile_only_and_cpu_flags():
-  """--steps=0 compiles and stops; on a CPU-only install the fusion pass is off (docs/performance.md)."""
+  """--steps=0 compiles and stops; on a CPU-only install YNNPACK is off (docs/performance.md)."""
   code = ("import os, sys; sys.argv = ['bench', '--config=configs/resnet.py:resnet20', '--batch=8', "
           "'--steps=0', '--data_batches=0', '--json']; from absl import app; from classic import bench; "
           "import atexit; atexit.register(lambda: print('XLA_FLAGS=' + os.environ.get('XLA_FLAGS', ''))); "
@@ -42,7 +42,7 @@ def test_bench_compile_only_and_cpu_flags():
   lines = out.stdout.strip().splitlines()
   r = json.loads(lines[-2])
   assert r["compile_s"] > 0 and r["macs_per_image"] == 40_551_040 and "img_per_s" not in r
-  assert lines[-1] == "XLA_FLAGS=--xla_disable_hlo_passes=fusion"
+  assert lines[-1] == "XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type="
 
 
 def test_pytorch_side_of_the_comparison():

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register
-from classic.models.layers import BatchNorm, ConvBN, he_normal, symmetric
+from classic.models.layers import BatchNorm, ConvBN, fusion_barrier, he_normal, symmetric
 
 IMAGENET_STAGES = {
     18: ("basic", (2, 2, 2, 2)),
@@ -109,9 +109,10 @@ class Block(nn.Module):
                  bn_scale_init=nn.initializers.zeros if (last and self.zero_init_last_bn)
                  else nn.initializers.ones, name=f"unit{i}")(y, train)
 
-    if self.residual:
-      y = y + self._shortcut(shortcut_in, out_features, train)
-    return y if self.preact else nn.relu(y)
+    if not self.residual:
+      return y if self.preact else nn.relu(y)
+    y = y + self._shortcut(shortcut_in, out_features, train)
+    return fusion_barrier(y if self.preact else nn.relu(y))  # see layers.fusion_barrier
 
   def _lesioned(self, x: jax.Array, train: bool) -> jax.Array:
     """The block with its residual branch deleted (Veit et al. 2016 §4): the shortcut alone. A plain

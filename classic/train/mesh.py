@@ -16,15 +16,14 @@ from absl import logging
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 
-# XLA:CPU's loop fusion re-fuses a ResNet's residual stream (relu(bn(conv) + x), an element-wise
-# chain through a whole stage) into every backward-pass transpose that reads a block's input, so a
-# stage of n blocks recomputes O(n^2) element-wise work: on ResNet-56 half of the step (jaxlib
-# 0.10.2, found with jax.profiler; docs/performance.md). Turning the fusion pass off keeps each
-# block's output materialised once: ResNet-56 trains 1.9x faster, ResNet-20 about the same.
-# Convolutions still go to XNNPACK/YNNPACK. Only applied when no accelerator plugin is installed
-# (GPU/TPU keep their fusion), never over the user's own --xla_disable_hlo_passes, and not with
-# CLASSIC_XLA_CPU_FUSION=1.
-CPU_XLA_FLAGS = ("--xla_disable_hlo_passes=fusion",)
+# On CPU, XLA's YNNPACK library path (jaxlib 0.10.2's default for convolutions, dots and some
+# reductions) runs the CIFAR ResNets' 3x3 convolutions and their gradients 1.3x slower than XLA's
+# own Eigen path: a chain of ResNet-20's 19 convolutions trains in 170 ms instead of 227 (batch 128;
+# docs/performance.md). An empty YNN fusion list sends them to Eigen. Only applied when no accelerator
+# plugin is installed, never over the user's own setting of the flag, and not with
+# CLASSIC_XLA_DEFAULTS=1. (The other CPU fix, keeping a residual stream out of the backward transposes,
+# is in the model: layers.fusion_barrier.)
+CPU_XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=",)
 
 
 def _accelerator_installed() -> bool:
@@ -41,7 +40,7 @@ def _accelerator_installed() -> bool:
 def cpu_performance_flags() -> str:
   """Adds CPU_XLA_FLAGS to $XLA_FLAGS on CPU-only installs (call before JAX starts a backend)."""
   current = os.environ.get("XLA_FLAGS", "")
-  if (os.environ.get("CLASSIC_XLA_CPU_FUSION") == "1" or "xla_disable_hlo_passes" in current
+  if (os.environ.get("CLASSIC_XLA_DEFAULTS") == "1" or "xla_cpu_experimental_ynn_fusion_type" in current
       or _accelerator_installed()):
     return current
   os.environ["XLA_FLAGS"] = " ".join([current, *CPU_XLA_FLAGS]).strip()

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 
 from classic.train import mesh as mesh_lib
 from classic.train.loop import Trainer
-from configs import resnet
+from configs import common, resnet
 
 
 def test_bf16_compute_fp32_state_and_it_trains(tmp_path):
@@ -14,6 +14,9 @@ def test_bf16_compute_fp32_state_and_it_trains(tmp_path):
   c.model.depth, c.batch_size, c.eval_batch_size = 8, 32, 120
   c.train_steps, c.log_every, c.eval_every, c.checkpoint_every = 200, 100, 200, 200
   c.half_precision = True
+  # lr / 10 for the last 50 steps: at a constant 0.1 the running BN statistics lag the weights, and
+  # the step-200 evaluation ranged from 37 % to 97 % over seeds (with ~97 % from step 150 on, all seeds)
+  common.steps_schedule(c, 0.1, [150])
   trainer = Trainer(c, str(tmp_path))
   batch = mesh_lib.global_batch(trainer.mesh, trainer.train_data.train_batch(0))
   hlo = trainer._train_step.lower(trainer.state, batch).as_text()
@@ -21,4 +24,4 @@ def test_bf16_compute_fp32_state_and_it_trains(tmp_path):
   result = trainer.train()
   leaves = jax.tree.leaves((trainer.state.params, trainer.state.opt_state, trainer.state.batch_stats))
   assert all(x.dtype in (jnp.float32, jnp.int32) for x in leaves)
-  assert result["eval/top1"] > 0.9  # 97 % seen; chance is 10 %
+  assert result["eval/top1"] > 0.9  # 97-98 % over seeds 0-2; chance is 10 %
