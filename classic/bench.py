@@ -8,6 +8,9 @@ median over the timed steps after warm-up (each step waited for). Achieved FLOP/
 step as 3 forward passes (forward + backward ~ 2x forward) of 2 FLOPs per multiply-accumulate; the
 peak is an fp32 4096x4096 matrix product measured in the same run. The input pipeline's rate is
 measured on the config's real dataset when it is available (else reported as null with the reason).
+`xla_*_mib` is XLA's memory plan for the step (temporaries, arguments, outputs), known at compile
+time: `--steps=0` gives a deep net's memory without running it. `--profile=N` traces N more steps
+with jax.profiler and prints the XLA ops that took the most time per step.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ _STEPS = flags.DEFINE_integer("steps", 20, "Timed train steps (0: compile only).
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
 _DATA_BATCHES = flags.DEFINE_integer("data_batches", 20, "Batches timed for the input pipeline (0: skip).")
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object.")
+_PROFILE = flags.DEFINE_integer("profile", 0, "Trace this many more steps and print the top XLA ops.")
 flags.mark_flag_as_required("config")
 
 
@@ -45,7 +49,38 @@ def matmul_peak(n: int = 4096, repeats: int = 5) -> float:
   return 2 * n**3 / statistics.median(times)
 
 
-def train_step_speed(config, steps: int, warmup: int) -> dict:
+def op_profile(run_step, steps: int, top: int = 15) -> list[tuple[str, float, int]]:
+  """(XLA op kind, ms per step, calls per step) of the `top` costliest kinds over `steps` traced steps.
+
+  Kinds are HLO op names without their numeric suffix (`transpose_copy_fusion.12` counts as
+  `transpose_copy_fusion`), from the Perfetto trace jax.profiler writes.
+  """
+  import collections
+  import gzip
+  import pathlib
+  import re
+  import tempfile
+
+  import jax
+  with tempfile.TemporaryDirectory() as trace_dir:
+    jax.profiler.start_trace(trace_dir, create_perfetto_trace=True)
+    for _ in range(steps):
+      run_step()
+    jax.profiler.stop_trace()
+    trace = next(pathlib.Path(trace_dir).rglob("*.trace.json.gz"))
+    events = json.loads(gzip.decompress(trace.read_bytes()))["traceEvents"]
+  totals = collections.defaultdict(lambda: [0.0, 0])
+  for event in events:
+    op = event.get("args", {}).get("hlo_op")
+    if event.get("ph") == "X" and op:
+      kind = re.sub(r"\.\d+$", "", op)
+      totals[kind][0] += event["dur"] / 1e3 / steps
+      totals[kind][1] += 1
+  ranked = sorted(totals.items(), key=lambda kv: -kv[1][0])[:top]
+  return [(kind, ms, calls // steps) for kind, (ms, calls) in ranked]
+
+
+def train_step_speed(config, steps: int, warmup: int, profile: int = 0) -> dict:
   import jax
   import numpy as np
 
@@ -72,6 +107,11 @@ def train_step_speed(config, steps: int, warmup: int) -> dict:
   macs = stats.totals(model, (1,) + shape[1:])["macs"]
   result = {"devices": jax.device_count(), "platform": jax.devices()[0].platform, "batch": shape[0],
             "input": list(shape[1:]), "compile_s": compile_s, "macs_per_image": macs}
+  plan = compiled.memory_analysis()
+  if plan is not None:
+    result.update(xla_temp_mib=plan.temp_size_in_bytes / 2**20,
+                  xla_argument_mib=plan.argument_size_in_bytes / 2**20,
+                  xla_output_mib=plan.output_size_in_bytes / 2**20)
   if not steps:  # compile only
     return result
   for _ in range(warmup):
@@ -86,6 +126,12 @@ def train_step_speed(config, steps: int, warmup: int) -> dict:
   step_s = statistics.median(times)
   result.update(step_s_median=step_s, step_s_min=min(times), img_per_s=shape[0] / step_s,
                 train_flops_per_s=6 * macs * shape[0] / step_s)
+  if profile:
+    def run_step():
+      nonlocal state
+      state, metrics = compiled(state, batch)
+      jax.block_until_ready(metrics)
+    result["profile_ms_per_step"] = [list(row) for row in op_profile(run_step, profile)]
   return result
 
 
@@ -109,9 +155,9 @@ def input_speed(config, batches: int) -> dict:
           "dataset": config.dataset}
 
 
-def run(config, steps: int, warmup: int, data_batches: int) -> dict:
+def run(config, steps: int, warmup: int, data_batches: int, profile: int = 0) -> dict:
   result = {"variant": config.variant}
-  result.update(train_step_speed(config, steps, warmup))
+  result.update(train_step_speed(config, steps, warmup, profile))
   peak = matmul_peak()
   result["matmul_peak_flops_per_s"] = peak
   if "train_flops_per_s" in result:
@@ -129,14 +175,19 @@ def main(argv):
   mesh.cpu_performance_flags()
   if _BATCH.value:
     config.batch_size = _BATCH.value
-  result = run(config, _STEPS.value, _WARMUP.value, _DATA_BATCHES.value)
+  result = run(config, _STEPS.value, _WARMUP.value, _DATA_BATCHES.value, _PROFILE.value)
   if _JSON.value:
     print(json.dumps(result))
     return
+  profile = result.pop("profile_ms_per_step", None)
   for key, value in result.items():
     shown = f"{value:,.3f}" if isinstance(value, float) and value < 1e6 else (
         f"{value:.3e}" if isinstance(value, float) else value)
     print(f"{key:<28} {shown}")
+  if profile:
+    print(f"\n{'XLA op (per step)':<44} {'ms':>8} {'calls':>6}")
+    for kind, ms, calls in profile:
+      print(f"{kind:<44} {ms:8.1f} {calls:6d}")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ def test_bench_compile_only_and_cpu_flags():
   lines = out.stdout.strip().splitlines()
   r = json.loads(lines[-2])
   assert r["compile_s"] > 0 and r["macs_per_image"] == 40_551_040 and "img_per_s" not in r
+  assert r["xla_temp_mib"] > 1 and 1 < r["xla_argument_mib"] < 10  # 0.27 M params + momentum + batch
   assert lines[-1] == "XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type="
 
 
@@ -57,3 +58,15 @@ def test_pytorch_side_of_the_comparison():
   from launch.bench_pytorch import _models
   models, _ = _models()
   assert sum(p.numel() for p in models["resnet20"][0]().parameters()) == 269_722  # = classic.summary
+
+
+def test_bench_profile_lists_the_costliest_xla_ops():
+  out = subprocess.run([sys.executable, "-m", "classic.bench", "--config=configs/lenet.py:digits", "--batch=16",
+                        "--steps=1", "--warmup=1", "--data_batches=0", "--profile=2"], cwd=REPO,
+                       capture_output=True, text=True, check=True, timeout=300).stdout
+  table = out[out.index("XLA op (per step)"):].splitlines()[1:]
+  assert len(table) >= 3
+  ms = [float(line.split()[1]) for line in table]
+  assert ms == sorted(ms, reverse=True) and ms[0] > 0
+  assert any("convolution" in line or "fusion" in line for line in table)
+
