@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register
-from classic.models.layers import ConvBN, global_avg_pool
+from classic.models.layers import ConvBN, fusion_barrier, global_avg_pool
 
 
 # A layer spec is ('conv', features, (kh, kw), stride, padding), ('max'|'avg', window, stride, padding)
@@ -125,7 +125,7 @@ class ResidualInception(nn.Module):
     y = Mixed(self.branches, self.bn_group_size, self.bn_epsilon, self.dtype, name="mixed")(x, train)
     y = nn.Conv(x.shape[-1], (1, 1), use_bias=True, dtype=self.dtype, name="up")(y)
     x = x + self.scale * y
-    return nn.relu(x) if self.activate else x
+    return fusion_barrier(nn.relu(x) if self.activate else x)  # see layers.fusion_barrier
 
 
 # ---- Inception-v4 (Figs. 3-9) ----
