@@ -114,23 +114,23 @@ def train_step_speed(config, steps: int, warmup: int, profile: int = 0) -> dict:
                   xla_output_mib=plan.output_size_in_bytes / 2**20)
   if not steps:  # compile only
     return result
-  for _ in range(warmup):
+
+  def run_step():
+    nonlocal state
     state, metrics = compiled(state, batch)
     jax.block_until_ready(metrics)
+
+  for _ in range(warmup):
+    run_step()
   times = []
   for _ in range(steps):
     t = time.perf_counter()
-    state, metrics = compiled(state, batch)
-    jax.block_until_ready(metrics)
+    run_step()
     times.append(time.perf_counter() - t)
   step_s = statistics.median(times)
   result.update(step_s_median=step_s, step_s_min=min(times), img_per_s=shape[0] / step_s,
                 train_flops_per_s=6 * macs * shape[0] / step_s)
   if profile:
-    def run_step():
-      nonlocal state
-      state, metrics = compiled(state, batch)
-      jax.block_until_ready(metrics)
     result["profile_ms_per_step"] = [list(row) for row in op_profile(run_step, profile)]
   return result
 

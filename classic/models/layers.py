@@ -61,8 +61,8 @@ def _opaque_identity(x: jax.Array) -> jax.Array:
   Both branches return x's values (`v + 0.0` only turns -0.0 into +0.0); they must differ in form, or
   XLA removes the conditional.
   """
-  predicate = jnp.sum(x[(slice(None),) + (0,) * (x.ndim - 1)]) >= 0  # unknown at compile time; no
-  # slice of the (possibly sharded) batch axis, only a sum over it
+  # Unknown at compile time. A sum over the (possibly sharded) batch axis, not a slice of it.
+  predicate = jnp.sum(x[(slice(None),) + (0,) * (x.ndim - 1)]) >= 0
   return jax.lax.cond(predicate, lambda v: v, lambda v: v + 0.0, x)
 
 
