@@ -70,3 +70,12 @@ def test_bench_profile_lists_the_costliest_xla_ops():
   assert ms == sorted(ms, reverse=True) and ms[0] > 0
   assert any("convolution" in line or "fusion" in line for line in table)
 
+
+def test_convolution_micro_benchmark():
+  out = subprocess.run([sys.executable, "-m", "launch.bench_convs", "--batch=2", "--reps=1", "--json"], cwd=REPO,
+                       capture_output=True, text=True, check=True, timeout=300).stdout
+  r = json.loads(out.strip().splitlines()[-1])
+  assert r["batch"] == 2 and r["jax"]["chain_ms"] > 0
+  assert sorted(k for k in r["jax"] if k != "chain_ms") == ["16x16x32", "32x32x16", "8x8x64"]
+  assert all(v > 0 for shape in ("16x16x32", "32x32x16", "8x8x64") for v in r["jax"][shape].values())
+
