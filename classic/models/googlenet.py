@@ -37,7 +37,7 @@ import jax.numpy as jnp
 from classic.models import register
 from classic.models.inception import (AuxHead, Conv, InceptionModule, check_factorization,
                                       conv_padding, factorize, run_aux)
-from classic.models.layers import ConvBN, LocalResponseNorm
+from classic.models.layers import ConvBN, LocalResponseNorm, max_pool
 
 # Szegedy et al. 2014 Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 TABLE1 = {
@@ -64,12 +64,12 @@ def stride2_max_pool(x: jax.Array, ceil: bool, window: int = 3) -> jax.Array:
   only the far side)."""
   if not ceil:
     p = (window - 1) // 2
-    return nn.max_pool(x, (window, window), (2, 2), padding=((p, p), (p, p)))
+    return max_pool(x, (window, window), (2, 2), padding=((p, p), (p, p)))
   pads = []
   for n in x.shape[1:3]:
     out = math.ceil((n - window) / 2) + 1
     pads.append((0, max((out - 1) * 2 + window - n, 0)))
-  return nn.max_pool(x, (window, window), (2, 2), padding=tuple(pads))
+  return max_pool(x, (window, window), (2, 2), padding=tuple(pads))
 
 
 @register("googlenet")

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register
-from classic.models.layers import BatchNorm, activation, he_normal
+from classic.models.layers import BatchNorm, activation, he_normal, max_pool
 
 
 class HighwayLayer(nn.Module):
@@ -107,7 +107,7 @@ class Highway(nn.Module):
         raise ValueError("conv highway needs at least one stage.")
       for s, count in enumerate(self.stages):
         if s:
-          x = nn.max_pool(x, (2, 2), (2, 2))
+          x = max_pool(x, (2, 2), (2, 2))
         features = self.width * 2**s
         x = layer(features, (3, 3), False, f"stage{s + 1}_plain")(x, train)
         for i in range(count):

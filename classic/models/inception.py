@@ -31,7 +31,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from classic.models.layers import ConvBN, he_normal
+from classic.models.layers import ConvBN, he_normal, max_pool
 
 
 class Conv(NamedTuple):
@@ -129,7 +129,7 @@ class InceptionModule(nn.Module):
     window, strides = (3, 3), (self.pool_strides,) * 2
     padding = conv_padding(window, self.pool_padding)
     if self.pool == "max":
-      y = nn.max_pool(x, window, strides, padding=padding)
+      y = max_pool(x, window, strides, padding=padding)
     elif self.pool == "avg":
       y = nn.avg_pool(x, window, strides, padding=padding, count_include_pad=self.count_include_pad)
     else:

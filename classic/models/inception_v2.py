@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from classic.models import register
 from classic.models.inception import (AuxHead, Conv, InceptionModule, check_factorization,
                                       conv_padding, factorize, run_aux)
-from classic.models.layers import ConvBN
+from classic.models.layers import ConvBN, max_pool
 
 # Ioffe & Szegedy 2015 Figure 5: #1x1, #3x3 reduce, #3x3, #double 3x3 reduce, #double 3x3, pool,
 # pool proj (0: pass through), stride.
@@ -89,7 +89,7 @@ class InceptionV2(nn.Module):
                     dtype=self.dtype, name=name)
 
     def pool(y):
-      return nn.max_pool(y, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+      return max_pool(y, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
 
     x = pool(conv(64, 7, 2, name="conv1")(x, train))              # 56x56x64
     x = conv(64, 1, name="conv2_reduce")(x, train)

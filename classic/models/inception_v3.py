@@ -35,7 +35,7 @@ import jax.numpy as jnp
 from classic.models import register
 from classic.models.inception import (AuxHead, Conv, InceptionModule, Split, check_factorization,
                                       conv_padding, factorize, run_aux)
-from classic.models.layers import ConvBN
+from classic.models.layers import ConvBN, max_pool
 
 FACTORIZATIONS = ("1xn", "nxn", "3x3")
 GRID35 = (("mixed_5b", 32), ("mixed_5c", 64), ("mixed_5d", 64))           # pool projection widths
@@ -110,7 +110,7 @@ class InceptionV3(nn.Module):
                              **bn)
 
     def pool(y):
-      return nn.max_pool(y, (3, 3), (2, 2), padding="VALID")
+      return max_pool(y, (3, 3), (2, 2), padding="VALID")
 
     x = conv(32, 3, 2, name="conv_1a")(x, train)                 # 149x149x32
     x = conv(32, 3, name="conv_2a")(x, train)                    # 147x147x32

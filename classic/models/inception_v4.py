@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register
-from classic.models.layers import ConvBN, fusion_barrier, global_avg_pool
+from classic.models.layers import ConvBN, fusion_barrier, global_avg_pool, max_pool
 
 
 # A layer spec is ('conv', features, (kh, kw), stride, padding), ('max'|'avg', window, stride, padding)
@@ -84,7 +84,7 @@ class Layers(nn.Module):
                     bn_epsilon=self.bn_epsilon, dtype=self.dtype, name=f"conv{name}")(x, train)
     if kind == "max":
       _, window, stride, padding = spec
-      return nn.max_pool(x, (window, window), (stride, stride), padding=padding)
+      return max_pool(x, (window, window), (stride, stride), padding=padding)
     if kind == "avg":
       _, window, stride, padding = spec
       return nn.avg_pool(x, (window, window), (stride, stride), padding=padding,

@@ -19,37 +19,57 @@ import numpy as np
 he_normal = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
-def normalize(x: jax.Array, axes: tuple[int, ...], epsilon: float):
-  """(x - mean) / sqrt(var + epsilon) with the batch's statistics over `axes`; returns (y, mean, var).
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def normalize(x: jax.Array, scale: jax.Array, bias: jax.Array, axes: tuple[int, ...], epsilon: float):
+  """scale * (x - mean) / sqrt(var + epsilon) + bias with the batch's statistics over `axes`.
 
-  The forward pass is the textbook two-pass form (mean, then the mean square of x - mean). The
-  backward pass is its closed form (Ioffe & Szegedy 2015 §3: two sums and one element-wise pass)
-  rather than autodiff's derivative of those ops: fewer passes over the activations, which on CPU
-  were a third of ResNet-20's step. The same function: tests/models/test_layers.py.
+  Returns (y, mean, var). `scale` and `bias` are per channel (x's last axis). The forward pass is the
+  textbook two-pass form (mean, then the mean square of x - mean). The backward pass is its closed form
+  (Ioffe & Szegedy 2015 §3): the two per-channel sums sum(g) and sum(g * xhat) give the gradients of
+  bias, scale and x, with one element-wise pass, rather than autodiff's derivative of each op (more
+  passes over the activations, which on CPU were a third of ResNet-20's step). The same function:
+  tests/models/test_layers.py.
   """
-  return _normalize_fwd(x, axes, epsilon)[0]
+  return _normalize_fwd(x, scale, bias, axes, epsilon)[0]
 
 
-def _normalize_fwd(x, axes, epsilon):
-  mean = jnp.mean(x, axes, keepdims=True)
+def _batch_sum(v: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+  """jnp.sum(v, axes, keepdims=True), written as XLA:CPU reduces fastest when `axes` are all but the first
+  and last (BatchNorm's (group, positions..., channel) layout): a column sum over rows that hold two
+  positions' channels, then the two halves. XLA:CPU reduces the plain form over strided windows, 2-17x
+  slower on ResNet activations (docs/performance.md). The same sum, to float rounding.
+  """
+  rows = int(np.prod(v.shape[1:-1]))
+  if axes != tuple(range(1, v.ndim - 1)) or rows % 2:
+    return jnp.sum(v, axes, keepdims=True)
+  groups, channels = v.shape[0], v.shape[-1]
+  sums = jnp.sum(v.reshape(groups, rows // 2, 2 * channels), 1).reshape(groups, 2, channels).sum(1)
+  return sums.reshape((groups,) + (1,) * (v.ndim - 2) + (channels,))
+
+
+def _normalize_fwd(x, scale, bias, axes, epsilon):
+  n = int(np.prod([x.shape[a] for a in axes]))
+  mean = _batch_sum(x, axes) / n
   centered = x - mean
-  var = jnp.mean(jnp.square(centered), axes, keepdims=True)
+  var = _batch_sum(jnp.square(centered), axes) / n
   rstd = jax.lax.rsqrt(var + epsilon)
-  return (centered * rstd, mean, var), (x, mean, rstd)
+  return (centered * rstd * scale + bias, mean, var), (x, scale, mean, rstd)
 
 
 def _normalize_bwd(axes, epsilon, residuals, cotangents):
   del epsilon
-  x, mean, rstd = residuals
+  x, scale, mean, rstd = residuals
   g, g_mean, g_var = cotangents
   n = int(np.prod([x.shape[a] for a in axes]))
   centered = x - mean
   xhat = centered * rstd
-  g_avg = jnp.mean(g, axes, keepdims=True)
-  gx_avg = jnp.mean(g * xhat, axes, keepdims=True)
-  dx = rstd * (g - g_avg - xhat * gx_avg) + g_mean / n + g_var * (2.0 / n) * centered
-  return (dx,)
+  sum_g = _batch_sum(g, axes)
+  sum_gx = _batch_sum(g * xhat, axes)
+  per_channel = tuple(range(x.ndim - 1))  # the groups too: scale and bias are shared by all of them
+  d_scale = jnp.sum(sum_gx, per_channel).reshape(scale.shape)
+  d_bias = jnp.sum(sum_g, per_channel).reshape(scale.shape)  # bias has scale's shape
+  dx = (scale * rstd) * (g - sum_g / n - xhat * (sum_gx / n)) + g_mean / n + g_var * (2.0 / n) * centered
+  return dx, d_scale, d_bias
 
 
 normalize.defvjp(_normalize_fwd, _normalize_bwd)
@@ -109,27 +129,25 @@ class BatchNorm(nn.Module):
     features = x.shape[-1]
     ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32))
     ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((features,), jnp.float32))
+    scale = (self.param("scale", self.scale_init, (features,), jnp.float32) if self.use_scale
+             else jnp.ones((features,), jnp.float32))
+    bias = (self.param("bias", nn.initializers.zeros, (features,), jnp.float32) if self.use_bias
+            else jnp.zeros((features,), jnp.float32))
     if train:
       xf = x.astype(jnp.float32)
       if self.group_size and x.shape[0] > self.group_size:
         if x.shape[0] % self.group_size:
           raise ValueError(f"batch {x.shape[0]} is not a multiple of bn_group_size {self.group_size}")
         xf = xf.reshape((x.shape[0] // self.group_size, self.group_size) + x.shape[1:])
-        axes = tuple(range(1, xf.ndim - 1))
       else:
         xf = xf[None]
-        axes = tuple(range(1, xf.ndim - 1))
-      y, mean, var = normalize(xf, axes, self.epsilon)
+      y, mean, var = normalize(xf, scale, bias, tuple(range(1, xf.ndim - 1)), self.epsilon)
       if not self.is_initializing():
         ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean.mean(0).reshape(-1)
         ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var.mean(0).reshape(-1)
       y = y.reshape(x.shape)
     else:
-      y = (x.astype(jnp.float32) - ra_mean.value) * jax.lax.rsqrt(ra_var.value + self.epsilon)
-    if self.use_scale:
-      y = y * self.param("scale", self.scale_init, (features,), jnp.float32)
-    if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
+      y = (x.astype(jnp.float32) - ra_mean.value) * jax.lax.rsqrt(ra_var.value + self.epsilon) * scale + bias
     return y.astype(self.dtype or x.dtype)
 
 
@@ -186,6 +204,78 @@ class ConvBN(nn.Module):
     return self.act(x) if self.act is not None else x
 
 
+def _pool_taps(padded: jax.Array, window, strides, out_hw) -> list[jax.Array]:
+  """The window's kh * kw strided views of a padded NHWC input, row-major: tap (i, j) is the input under
+  offset (i, j) of every window."""
+  (kh, kw), (sh, sw), (oh, ow) = window, strides, out_hw
+  n, _, _, c = padded.shape
+  return [jax.lax.slice(padded, (0, i, j, 0), (n, i + sh * (oh - 1) + 1, j + sw * (ow - 1) + 1, c),
+                        (1, sh, sw, 1)) for i in range(kh) for j in range(kw)]
+
+
+def _max_pool_grad_by_taps(x, y, g, window, strides, pads):
+  """The gradient of a max pool as XLA defines it (each window's first maximum, row-major, gets the
+  window's gradient), written with the window's taps: find each window's first maximal tap once, then
+  add each tap's share back at its strided offset. XLA:CPU lowers select_and_scatter through index
+  tensors instead, 3-4x slower (docs/performance.md)."""
+  (sh, sw), (_, h, w, _) = strides, x.shape
+  padded = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
+  taps = _pool_taps(padded, window, strides, y.shape[1:3])
+  first = jnp.full(y.shape, float(len(taps)), jnp.float32)  # float: the barrier's branches need a float
+  for t in reversed(range(len(taps))):
+    first = jnp.where(taps[t] == y, jnp.float32(t), first)
+  first = _opaque_identity(first)  # computed once, not again inside each tap's term below
+  grad = jnp.zeros(padded.shape, g.dtype)
+  zero = jnp.zeros((), g.dtype)
+  for t, (i, j) in enumerate((i, j) for i in range(window[0]) for j in range(window[1])):
+    share = jnp.where(first == t, g, zero)
+    grad = grad + jax.lax.pad(share, zero, ((0, 0, 0),
+                                            (i, padded.shape[1] - i - sh * (y.shape[1] - 1) - 1, sh - 1),
+                                            (j, padded.shape[2] - j - sw * (y.shape[2] - 1) - 1, sw - 1),
+                                            (0, 0, 0)))
+  return grad[:, pads[0][0]:pads[0][0] + h, pads[1][0]:pads[1][0] + w, :]
+
+
+def _reduce_window_max(x, window, strides, pads):
+  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, *window, 1), (1, *strides, 1),
+                               ((0, 0), *pads, (0, 0)))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def _max_pool(x, window, strides, pads):
+  return _reduce_window_max(x, window, strides, pads)
+
+
+def _max_pool_fwd(x, window, strides, pads):
+  y = _reduce_window_max(x, window, strides, pads)
+  return y, (x, y)
+
+
+def _max_pool_bwd(window, strides, pads, residuals, g):
+  x, y = residuals
+  xla_grad = lambda: jax.vjp(lambda v: _reduce_window_max(v, window, strides, pads), x)[1](g)[0]
+  return (jax.lax.platform_dependent(cpu=lambda: _max_pool_grad_by_taps(x, y, g, window, strides, pads),
+                                     default=xla_grad),)
+
+
+_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
+def max_pool(x: jax.Array, window: Sequence[int], strides: Sequence[int] | None = None,
+             padding: str | Sequence[tuple[int, int]] = "VALID") -> jax.Array:
+  """flax.linen.max_pool on NHWC input (same arguments, same values and gradient), with a gradient that
+  XLA:CPU runs 3-4x faster; other backends keep XLA's select_and_scatter."""
+  window = tuple(window)
+  strides = tuple(strides) if strides is not None else (1,) * len(window)
+  if x.ndim != 4 or len(window) != 2:
+    return nn.max_pool(x, window, strides, padding)
+  pads = (tuple(tuple(p) for p in jax.lax.padtype_to_pads(x.shape[1:3], window, strides, padding))
+          if isinstance(padding, str) else tuple(tuple(p) for p in padding))
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    return nn.max_pool(x, window, strides, padding)
+  return _max_pool(x, window, strides, pads)
+
+
 # Pooling conventions of the Caffe / cuda-convnet era, shared by alexnet, zfnet, nin and vgg.
 
 
@@ -206,7 +296,7 @@ def caffe_pool(x: jax.Array, kind: str, window: int, stride: int, pad: int = 0) 
     extra = (out - 1) * stride + window - (size + 2 * pad)
     pads.append((pad, pad + max(extra, 0)))
   if kind == "max":
-    return nn.max_pool(x, (window, window), (stride, stride), padding=pads)
+    return max_pool(x, (window, window), (stride, stride), padding=pads)
   summed = nn.pool(jnp.pad(x, [(0, 0), *pads, (0, 0)]), 0.0, jax.lax.add, (window, window),
                    (stride, stride), "VALID")
   # The count of each window: the image and its symmetric padding count, the overhang does not.

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register
-from classic.models.layers import BatchNorm, ConvBN, fusion_barrier, he_normal, symmetric
+from classic.models.layers import BatchNorm, ConvBN, fusion_barrier, he_normal, max_pool, symmetric
 
 IMAGENET_STAGES = {
     18: ("basic", (2, 2, 2, 2)),
@@ -199,7 +199,7 @@ class ResNet(nn.Module):
       else:
         x = ConvBN(width, (7, 7), 2, padding=symmetric(3), bn_group_size=self.bn_group_size,
                    bn_epsilon=self.bn_epsilon, dtype=self.dtype, name="stem")(x, train)
-      x = nn.max_pool(x, (3, 3), (2, 2), padding="VALID" if keras_v2 else ((1, 1), (1, 1)))
+      x = max_pool(x, (3, 3), (2, 2), padding="VALID" if keras_v2 else ((1, 1), (1, 1)))
     elif self.preact:
       x = nn.Conv(width, (3, 3), 1, padding=symmetric(1), use_bias=False, kernel_init=he_normal,
                   dtype=self.dtype, name="stem_conv")(x)
