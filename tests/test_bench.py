@@ -71,11 +71,23 @@ def test_bench_profile_lists_the_costliest_xla_ops():
   assert any("convolution" in line or "fusion" in line for line in table)
 
 
-def test_convolution_micro_benchmark():
-  out = subprocess.run([sys.executable, "-m", "launch.bench_convs", "--batch=2", "--reps=1", "--json"], cwd=REPO,
+@pytest.mark.parametrize("variant, convolutions, fc_macs", [("resnet20", 19, 64 * 10),
+                                                             ("resnet32", 31, 64 * 10)])
+def test_convolution_benchmark_reads_the_models_convolutions(variant, convolutions, fc_macs):
+  """bench_convs times the convolutions the train step runs: all of them (He et al. 2015 §4.2: 6n+1 for
+  ResNet-(6n+2), plus the classifier), and nothing else."""
+  out = subprocess.run([sys.executable, "-m", "launch.bench_convs", f"--config=configs/resnet.py:{variant}",
+                        "--batch=2", "--reps=1", "--json"], cwd=REPO,
                        capture_output=True, text=True, check=True, timeout=300).stdout
   r = json.loads(out.strip().splitlines()[-1])
-  assert r["batch"] == 2 and r["jax"]["chain_ms"] > 0
-  assert sorted(k for k in r["jax"] if k != "chain_ms") == ["16x16x32", "32x32x16", "8x8x64"]
-  assert all(v > 0 for shape in ("16x16x32", "32x32x16", "8x8x64") for v in r["jax"][shape].values())
-
+  assert r["batch"] == 2 and r["convolutions"] == convolutions
+  from classic import models
+  from classic.interop import common
+  from classic.models import stats
+  config = common.get_config("resnet", variant)
+  macs = stats.totals(models.build(config.model), (1, 32, 32, 3))["macs"]
+  assert r["conv_macs_per_image"] == macs - fc_macs
+  for name in ("total_ms", "forward_ms", "input_grad_ms", "weight_grad_ms", "ceiling_img_per_s"):
+    assert r["jax"][name] > 0
+  if r["torch"] is not None:
+    assert r["torch"]["total_ms"] > 0 and r["jax_over_torch_time"] > 0
