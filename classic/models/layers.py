@@ -34,16 +34,19 @@ def normalize(x: jax.Array, scale: jax.Array, bias: jax.Array, axes: tuple[int, 
 
 
 def _batch_sum(v: jax.Array, axes: tuple[int, ...]) -> jax.Array:
-  """jnp.sum(v, axes, keepdims=True), written as XLA:CPU reduces fastest when `axes` are all but the first
-  and last (BatchNorm's (group, positions..., channel) layout): a column sum over rows that hold two
-  positions' channels, then the two halves. XLA:CPU reduces the plain form over strided windows, 2-17x
-  slower on ResNet activations (docs/performance.md). The same sum, to float rounding.
+  """jnp.sum(v, axes, keepdims=True) for BatchNorm's (group, positions..., channel) layout, in the form
+  XLA:CPU runs fastest: sums of 16 consecutive positions first (a small reduction XLA fuses with v's
+  producer, e.g. the square of the variance), kept apart from the rest by a CPU fusion barrier, then
+  the sum of those. Left as one reduction, XLA:CPU splits it over strided windows without its producer:
+  4-17x slower on ResNet activations (docs/performance.md). The same sum, to float rounding.
   """
   rows = int(np.prod(v.shape[1:-1]))
-  if axes != tuple(range(1, v.ndim - 1)) or rows % 2:
+  block = next((b for b in (16, 8, 4, 2) if rows % b == 0 and rows > b), 0)
+  if axes != tuple(range(1, v.ndim - 1)) or not block:
     return jnp.sum(v, axes, keepdims=True)
   groups, channels = v.shape[0], v.shape[-1]
-  sums = jnp.sum(v.reshape(groups, rows // 2, 2 * channels), 1).reshape(groups, 2, channels).sum(1)
+  partial = jnp.sum(v.reshape(groups, rows // block, block, channels), 2)
+  sums = jnp.sum(_cpu_barrier(partial, axis=1), 1)
   return sums.reshape((groups,) + (1,) * (v.ndim - 2) + (channels,))
 
 
@@ -75,19 +78,20 @@ def _normalize_bwd(axes, epsilon, residuals, cotangents):
 normalize.defvjp(_normalize_fwd, _normalize_bwd)
 
 
-def _opaque_identity(x: jax.Array) -> jax.Array:
+def _opaque_identity(x: jax.Array, axis: int = 0) -> jax.Array:
   """x, through a conditional on a run-time predicate, which XLA cannot fuse across.
 
   Both branches return x's values (`v + 0.0` only turns -0.0 into +0.0); they must differ in form, or
-  XLA removes the conditional.
+  XLA removes the conditional. `axis` is the one that may be sharded (the batch's).
   """
-  # Unknown at compile time. A sum over the (possibly sharded) batch axis, not a slice of it.
-  predicate = jnp.sum(x[(slice(None),) + (0,) * (x.ndim - 1)]) >= 0
+  # Unknown at compile time. A sum over the (possibly sharded) axis, not a slice of it.
+  predicate = jnp.sum(x[tuple(slice(None) if a == axis else 0 for a in range(x.ndim))]) >= 0
   return jax.lax.cond(predicate, lambda v: v, lambda v: v + 0.0, x)
 
 
-def _cpu_barrier(x: jax.Array) -> jax.Array:
-  return jax.lax.platform_dependent(x, cpu=_opaque_identity, default=lambda v: v)
+def _cpu_barrier(x: jax.Array, axis: int = 0) -> jax.Array:
+  return jax.lax.platform_dependent(x, cpu=functools.partial(_opaque_identity, axis=axis),
+                                    default=lambda v: v)
 
 
 @jax.custom_vjp
