@@ -43,7 +43,7 @@ import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
 from classic.models import register
-from classic.models.layers import LocalResponseNorm, adaptive_avg_pool, caffe_pool, symmetric
+from classic.models.layers import Conv, LocalResponseNorm, adaptive_avg_pool, caffe_pool, symmetric
 
 # ------------------------------------------------------------------------------------------------
 # ------------------------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ class AlexNet(nn.Module):
     one = nn.initializers.ones
 
     def conv(features, kernel, stride, pad, groups, bias_one, name):
-      return nn.Conv(features, (kernel, kernel), stride, padding=symmetric(pad),
+      return Conv(features, (kernel, kernel), stride, padding=symmetric(pad),
                      feature_group_count=groups, kernel_init=w_init,
                      bias_init=one if bias_one else nn.initializers.zeros, dtype=self.dtype,
                      name=name)

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register
-from classic.models.layers import BatchNorm, activation, he_normal, max_pool
+from classic.models.layers import BatchNorm, Conv, activation, he_normal, max_pool
 
 
 class HighwayLayer(nn.Module):
@@ -52,7 +52,7 @@ class HighwayLayer(nn.Module):
     if self.kernel is None:
       return nn.Dense(self.features, use_bias=use_bias, kernel_init=kernel_init, bias_init=bias_init,
                       dtype=self.dtype, name=name)
-    return nn.Conv(self.features, self.kernel, padding="SAME", use_bias=use_bias,
+    return Conv(self.features, self.kernel, padding="SAME", use_bias=use_bias,
                    kernel_init=kernel_init, bias_init=bias_init, dtype=self.dtype, name=name)
 
   @nn.compact

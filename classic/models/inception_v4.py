@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register
-from classic.models.layers import ConvBN, fusion_barrier, global_avg_pool, max_pool
+from classic.models.layers import Conv, ConvBN, fusion_barrier, global_avg_pool, max_pool
 
 
 # A layer spec is ('conv', features, (kh, kw), stride, padding), ('max'|'avg', window, stride, padding)
@@ -123,7 +123,7 @@ class ResidualInception(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     y = Mixed(self.branches, self.bn_group_size, self.bn_epsilon, self.dtype, name="mixed")(x, train)
-    y = nn.Conv(x.shape[-1], (1, 1), use_bias=True, dtype=self.dtype, name="up")(y)
+    y = Conv(x.shape[-1], (1, 1), use_bias=True, dtype=self.dtype, name="up")(y)
     x = x + self.scale * y
     return fusion_barrier(nn.relu(x) if self.activate else x)  # see layers.fusion_barrier
 

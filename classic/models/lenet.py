@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from classic.models import register
-from classic.models.layers import activation
+from classic.models.layers import Conv, activation
 
 # LeCun et al. 1998 Table I: which S2 maps (rows 0-5) feed each C3 map (columns 0-15).
 C3_TABLE = (
@@ -95,16 +95,16 @@ class LeNet5(nn.Module):
         return getattr(nn, f"{self.pool}_pool")(y, (2, 2), (2, 2))
       raise ValueError(f"pool must be 'trainable', 'avg' or 'max', got {self.pool!r}.")
 
-    x = act(nn.Conv(6, (5, 5), padding="VALID", dtype=self.dtype, name="C1")(x))
+    x = act(Conv(6, (5, 5), padding="VALID", dtype=self.dtype, name="C1")(x))
     x = subsample(x, "S2")
     if self.c3 == "sparse":
       x = act(SparseConv(name="C3")(x))
     elif self.c3 == "dense":
-      x = act(nn.Conv(16, (5, 5), padding="VALID", dtype=self.dtype, name="C3")(x))
+      x = act(Conv(16, (5, 5), padding="VALID", dtype=self.dtype, name="C3")(x))
     else:
       raise ValueError(f"c3 must be 'sparse' or 'dense', got {self.c3!r}.")
     x = subsample(x, "S4")
-    x = act(nn.Conv(120, (5, 5), padding="VALID", dtype=self.dtype, name="C5")(x))
+    x = act(Conv(120, (5, 5), padding="VALID", dtype=self.dtype, name="C5")(x))
     x = act(nn.Dense(84, dtype=self.dtype, name="F6")(x.reshape(x.shape[0], -1)))
     x = x.astype(jnp.float32)
     if self.output == "linear":

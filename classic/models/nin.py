@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register
-from classic.models.layers import caffe_pool, he_normal, symmetric
+from classic.models.layers import Conv, caffe_pool, he_normal, symmetric
 
 CIFAR10 = (
     (((192, 5, 1, 2), (160, 1, 1, 0), (96, 1, 1, 0)), ("max", 3, 2), True),
@@ -71,7 +71,7 @@ class NiN(nn.Module):
         if final and features != self.num_classes:
           raise ValueError(f"the last conv gives the class maps: {features} != num_classes "
                            f"{self.num_classes} (write 0 to follow num_classes).")
-        x = nn.Conv(features, (kernel, kernel), stride, padding=symmetric(pad),
+        x = Conv(features, (kernel, kernel), stride, padding=symmetric(pad),
                     kernel_init=he_normal, dtype=self.dtype,
                     name=f"block{b + 1}_conv{i + 1}")(x)
         if not final or self.final_relu:

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register
-from classic.models.layers import BatchNorm, ConvBN, fusion_barrier, he_normal, max_pool, symmetric
+from classic.models.layers import BatchNorm, Conv, ConvBN, fusion_barrier, he_normal, max_pool, symmetric
 
 IMAGENET_STAGES = {
     18: ("basic", (2, 2, 2, 2)),
@@ -98,7 +98,7 @@ class Block(nn.Module):
       for i, (f, k, s) in enumerate(specs):
         if i:
           y = nn.relu(bn(name=f"bn{i}")(y, train))
-        y = nn.Conv(f, (k, k), s, padding=symmetric(k // 2), kernel_init=he_normal, dtype=self.dtype,
+        y = Conv(f, (k, k), s, padding=symmetric(k // 2), kernel_init=he_normal, dtype=self.dtype,
                     use_bias=self.keras_v2 and i == len(specs) - 1, name=f"conv{i}")(y)
     else:
       shortcut_in = x
@@ -134,7 +134,7 @@ class Block(nn.Module):
     changes_shape = self.strides != 1 or x.shape[-1] != out_features
     if self.shortcut == "C" or (self.shortcut == "B" and changes_shape):
       if self.preact:
-        return nn.Conv(out_features, (1, 1), self.strides, use_bias=self.keras_v2,
+        return Conv(out_features, (1, 1), self.strides, use_bias=self.keras_v2,
                        kernel_init=he_normal, dtype=self.dtype, name="proj")(x)
       return ConvBN(out_features, (1, 1), self.strides, padding="VALID", act=None,
                     bn_group_size=self.bn_group_size, bn_epsilon=self.bn_epsilon, dtype=self.dtype,
@@ -190,7 +190,7 @@ class ResNet(nn.Module):
     width = self.width or (64 if self.stem == "imagenet" else 16)
     if self.stem == "imagenet":
       if self.preact:
-        x = nn.Conv(width, (7, 7), 2, padding=symmetric(3), use_bias=keras_v2, kernel_init=he_normal,
+        x = Conv(width, (7, 7), 2, padding=symmetric(3), use_bias=keras_v2, kernel_init=he_normal,
                     dtype=self.dtype, name="stem_conv")(x)
         if keras_v2:  # no BN-ReLU: Keras pools the raw conv output over zero padding
           x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
@@ -201,7 +201,7 @@ class ResNet(nn.Module):
                    bn_epsilon=self.bn_epsilon, dtype=self.dtype, name="stem")(x, train)
       x = max_pool(x, (3, 3), (2, 2), padding="VALID" if keras_v2 else ((1, 1), (1, 1)))
     elif self.preact:
-      x = nn.Conv(width, (3, 3), 1, padding=symmetric(1), use_bias=False, kernel_init=he_normal,
+      x = Conv(width, (3, 3), 1, padding=symmetric(1), use_bias=False, kernel_init=he_normal,
                   dtype=self.dtype, name="stem_conv")(x)
     else:
       x = ConvBN(width, (3, 3), 1, padding=symmetric(1), bn_group_size=self.bn_group_size,

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register
-from classic.models.layers import BatchNorm, LocalResponseNorm, adaptive_avg_pool, caffe_pool, symmetric
+from classic.models.layers import BatchNorm, Conv, LocalResponseNorm, adaptive_avg_pool, caffe_pool, symmetric
 
 
 def _stage(*widths: int, last_kernel: int = 3) -> tuple[tuple[int, int], ...]:
@@ -152,7 +152,7 @@ class VGG(nn.Module):
     init = nn.initializers.glorot_uniform()
     for s, stage in enumerate(stages):
       for j, (features, kernel) in enumerate(stage):
-        x = nn.Conv(features, (kernel, kernel), padding=symmetric(kernel // 2), kernel_init=init,
+        x = Conv(features, (kernel, kernel), padding=symmetric(kernel // 2), kernel_init=init,
                     dtype=self.dtype, name=f"conv{s + 1}_{j + 1}")(x)
         if self.bn:
           x = BatchNorm(group_size=self.bn_group_size, dtype=self.dtype,

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register
-from classic.models.layers import LocalResponseNorm, caffe_pool, symmetric
+from classic.models.layers import Conv, LocalResponseNorm, caffe_pool, symmetric
 
 
 @register("zfnet")
@@ -42,7 +42,7 @@ class ZFNet(nn.Module):
     init = nn.initializers.normal(0.01)
 
     def conv(y, features, kernel, stride, pad, name):
-      y = nn.Conv(features, (kernel, kernel), stride, padding=symmetric(pad), kernel_init=init,
+      y = Conv(features, (kernel, kernel), stride, padding=symmetric(pad), kernel_init=init,
                   dtype=self.dtype, name=name)(y)
       y = nn.relu(y)
       self.sow("intermediates", f"{name}_out", y)

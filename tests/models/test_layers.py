@@ -91,3 +91,20 @@ def test_max_pool_matches_flax_including_ties(window, strides, padding):
   grad = lambda f: jax.jit(jax.grad(lambda v: jnp.sum(f(v) * cotangent)))(x)
   np.testing.assert_allclose(grad(fast), grad(slow), rtol=1e-6, atol=1e-6)
   assert np.count_nonzero(grad(fast)) == np.count_nonzero(grad(slow))
+
+
+@pytest.mark.parametrize("kernel, strides, padding", [((1, 1), (1, 1), "SAME"),            # bottleneck 1x1
+                                                      ((1, 1), (2, 2), ((0, 0), (0, 0))),  # projection shortcut
+                                                      ((1, 1), (2, 2), "SAME"),
+                                                      ((3, 3), (2, 2), ((1, 1), (1, 1)))])  # not pointwise: lax
+def test_conv_matches_flax_values_and_gradients(kernel, strides, padding):
+  rng = np.random.default_rng(5)
+  x = jnp.asarray(rng.normal(size=(4, 6, 6, 8)), jnp.float32)
+  ours, theirs = (cls(5, kernel, strides, padding=padding) for cls in (layers.Conv, nn.Conv))
+  params = theirs.init(jax.random.key(0), x)
+  assert jax.tree.map(jnp.shape, ours.init(jax.random.key(0), x)) == jax.tree.map(jnp.shape, params)
+  np.testing.assert_array_equal(ours.apply(params, x), theirs.apply(params, x))
+  cotangent = jnp.asarray(rng.normal(size=theirs.apply(params, x).shape), jnp.float32)
+  grads = [jax.jit(jax.grad(lambda p, v: jnp.sum(m.apply(p, v) * cotangent), (0, 1)))(params, x) for m in (ours, theirs)]
+  for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
