@@ -9,9 +9,9 @@ needs none) and weight gradient, each on its own random operands. Their time is 
 step's, whatever BatchNorm, ReLU and the optimizer cost on top, so `ceiling_img_per_s` bounds the step's
 images/s with these kernels. docs/performance.md compares it with PyTorch's whole step.
 
-JAX runs with classic's CPU flags (mesh.cpu_performance_flags) unless CLASSIC_XLA_DEFAULTS=1. PyTorch
-(where installed) runs the same shapes channels-last through aten.convolution_backward. Times are
-medians in ms.
+JAX runs classic's convolution (layers.conv_general_dilated: XLA's, or matrix products for 1x1 on CPU)
+with classic's CPU flags (mesh.cpu_performance_flags) unless CLASSIC_XLA_DEFAULTS=1. PyTorch (where
+installed) runs the same shapes channels-last through aten.convolution_backward. Times are medians in ms.
 """
 
 from __future__ import annotations
@@ -113,10 +113,12 @@ def jax_times(convs: list[Conv], reps: int) -> dict:
   import jax.numpy as jnp
   import numpy as np
 
-  def conv(c: Conv, x, w):
-    return jax.lax.conv_general_dilated(x, w, c.strides, c.padding, rhs_dilation=c.dilation,
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                        feature_group_count=c.groups)
+  from classic.models import layers
+
+  def conv(c: Conv, x, w):  # what the model runs: XLA's convolution, or a matrix product for 1x1 on CPU
+    return layers.conv_general_dilated(x, w, c.strides, c.padding, rhs_dilation=c.dilation,
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                       feature_group_count=c.groups)
 
   rng = np.random.default_rng(0)
   operands = [tuple(jnp.asarray(rng.normal(size=s), jnp.float32)

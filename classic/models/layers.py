@@ -112,7 +112,10 @@ fusion_barrier.defvjp(lambda x: (_cpu_barrier(x), None), lambda _, g: (_cpu_barr
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _pointwise_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int], precision) -> jax.Array:
-  return _lax_pointwise_conv(x, kernel, strides, precision)
+  return jax.lax.platform_dependent(x, kernel, cpu=functools.partial(_pointwise_by_dot, strides=strides,
+                                                                     precision=precision),
+                                    default=functools.partial(_lax_pointwise_conv, strides=strides,
+                                                              precision=precision))
 
 
 def _lax_pointwise_conv(x, kernel, strides, precision):
@@ -120,21 +123,33 @@ def _lax_pointwise_conv(x, kernel, strides, precision):
                                       precision=precision)
 
 
+def _matmul(a, b, contract, precision):
+  return jax.lax.dot_general(a, b, (contract, ((), ())), precision=precision)
+
+
+def _pointwise_by_dot(x, kernel, strides, precision):
+  """The 1x1 convolution as the matrix product it is: positions x channels times channels x features."""
+  taken = x[:, ::strides[0], ::strides[1], :]
+  y = _matmul(taken.reshape(-1, x.shape[-1]), kernel.reshape(kernel.shape[2:]), ((1,), (0,)), precision)
+  return y.reshape(taken.shape[:-1] + (kernel.shape[-1],))
+
+
 def _pointwise_conv_bwd(strides, precision, residuals, g):
   x, kernel = residuals
-  _, to_operands = jax.vjp(lambda a, k: _lax_pointwise_conv(a, k, strides, precision), x, kernel)
-  dx, xla_dkernel = to_operands(g)
 
-  def dkernel_by_dot():  # sum over positions of x^T g: one matrix product
-    taken = x[:, ::strides[0], ::strides[1], :]
-    d = jax.lax.dot_general(taken.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1]), (((0,), (0,)), ((), ())),
-                            precision=precision, preferred_element_type=jnp.float32)
-    return d.reshape(kernel.shape).astype(kernel.dtype)
-  dkernel = jax.lax.platform_dependent(cpu=dkernel_by_dot, default=lambda: xla_dkernel)
-  return dx, dkernel
+  def by_dot():
+    taken, to_x = jax.vjp(lambda v: v[:, ::strides[0], ::strides[1], :], x)
+    g2 = g.reshape(-1, g.shape[-1])
+    d_taken = _matmul(g2, kernel.reshape(kernel.shape[2:]), ((1,), (1,)), precision).reshape(taken.shape)
+    d_kernel = _matmul(taken.reshape(-1, x.shape[-1]), g2, ((0,), (0,)), precision)
+    return to_x(d_taken)[0], d_kernel.reshape(kernel.shape)
+
+  def by_xla():
+    return jax.vjp(lambda a, k: _lax_pointwise_conv(a, k, strides, precision), x, kernel)[1](g)
+  return tuple(jax.lax.platform_dependent(cpu=by_dot, default=by_xla))
 
 
-_pointwise_conv.defvjp(lambda x, kernel, strides, precision: (_lax_pointwise_conv(x, kernel, strides, precision),
+_pointwise_conv.defvjp(lambda x, kernel, strides, precision: (_pointwise_conv(x, kernel, strides, precision),
                                                               (x, kernel)),
                        _pointwise_conv_bwd)
 
@@ -142,10 +157,13 @@ _pointwise_conv.defvjp(lambda x, kernel, strides, precision: (_lax_pointwise_con
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count=1, batch_group_count=1, precision=None,
                          preferred_element_type=None):
-  """jax.lax.conv_general_dilated, with the kernel gradient of 1x1 NHWC convolutions as one matrix product
-  on CPU. XLA:CPU computes it as a convolution over the batch, with both operands transposed to
-  batch-minor layouts first: 2-3x slower for ResNet-50's bottleneck convolutions (docs/performance.md).
-  Values and other backends are unchanged. `Conv` (below) is flax's Conv with it.
+  """jax.lax.conv_general_dilated, with 1x1 NHWC convolutions written as matrix products on CPU.
+
+  XLA:CPU computes a 1x1 convolution's kernel gradient as a convolution over the batch, with both
+  operands transposed to batch-minor layouts first: 2-3x slower than x^T g for ResNet-50's bottleneck
+  convolutions (docs/performance.md). The forward pass and input gradient are products too, so that
+  all three read the same (positions, channels) view of x and XLA does not compute x's producer twice,
+  once per layout. Other backends keep XLA's convolutions. `Conv` (below) is flax's Conv with it.
   """
   args = (lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
           batch_group_count, precision, preferred_element_type)
