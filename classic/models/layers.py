@@ -66,8 +66,8 @@ def _normalize_bwd(axes, epsilon, residuals, cotangents):
   n = int(np.prod([x.shape[a] for a in axes]))
   centered = x - mean
   xhat = centered * rstd
-  sum_g = _batch_sum(g, axes)
-  sum_gx = _batch_sum(g * xhat, axes)
+  # one pass over g and x for both sums: they are the channels of one array
+  sum_g, sum_gx = jnp.split(_batch_sum(jnp.concatenate([g, g * xhat], -1), axes), 2, -1)
   per_channel = tuple(range(x.ndim - 1))  # the groups too: scale and bias are shared by all of them
   d_scale = jnp.sum(sum_gx, per_channel).reshape(scale.shape)
   d_bias = jnp.sum(sum_g, per_channel).reshape(scale.shape)  # bias has scale's shape
