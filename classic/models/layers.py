@@ -2,6 +2,10 @@
 the pooling conventions of the Caffe era (rounded-up pools, PyTorch-style adaptive pooling), and
 the fusion barrier that keeps a residual stream out of XLA:CPU's backward transposes.
 
+On CPU, BatchNorm's sums, max pooling's gradient and 1x1 convolutions (`Conv`) take forms XLA:CPU runs
+several times faster; each computes the same function as its textbook form (tests/models/test_layers.py)
+and other backends keep XLA's own (docs/performance.md).
+
 Families keep layers that only they use in their own file; what two families share lives here.
 """
 
