@@ -100,9 +100,9 @@ class AlexNet(nn.Module):
 
     def conv(features, kernel, stride, pad, groups, bias_one, name):
       return Conv(features, (kernel, kernel), stride, padding=symmetric(pad),
-                     feature_group_count=groups, kernel_init=w_init,
-                     bias_init=one if bias_one else nn.initializers.zeros, dtype=self.dtype,
-                     name=name)
+                  feature_group_count=groups, kernel_init=w_init,
+                  bias_init=one if bias_one else nn.initializers.zeros, dtype=self.dtype,
+                  name=name)
 
     def sow(name, y):
       self.sow("intermediates", f"{name}_out", y)

@@ -53,7 +53,7 @@ class HighwayLayer(nn.Module):
       return nn.Dense(self.features, use_bias=use_bias, kernel_init=kernel_init, bias_init=bias_init,
                       dtype=self.dtype, name=name)
     return Conv(self.features, self.kernel, padding="SAME", use_bias=use_bias,
-                   kernel_init=kernel_init, bias_init=bias_init, dtype=self.dtype, name=name)
+                kernel_init=kernel_init, bias_init=bias_init, dtype=self.dtype, name=name)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:

@@ -278,8 +278,8 @@ class ConvBN(nn.Module):
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     strides = (self.strides,) * 2 if isinstance(self.strides, int) else tuple(self.strides)
     x = Conv(self.features, tuple(self.kernel), strides, padding=self.padding,
-                use_bias=not self.bn, feature_group_count=self.groups,
-                kernel_init=self.kernel_init, dtype=self.dtype, name="conv")(x)
+             use_bias=not self.bn, feature_group_count=self.groups,
+             kernel_init=self.kernel_init, dtype=self.dtype, name="conv")(x)
     if self.bn:
       x = BatchNorm(group_size=self.bn_group_size, epsilon=self.bn_epsilon,
                     scale_init=self.bn_scale_init, dtype=self.dtype, name="bn")(x, train)

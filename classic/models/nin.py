@@ -72,8 +72,8 @@ class NiN(nn.Module):
           raise ValueError(f"the last conv gives the class maps: {features} != num_classes "
                            f"{self.num_classes} (write 0 to follow num_classes).")
         x = Conv(features, (kernel, kernel), stride, padding=symmetric(pad),
-                    kernel_init=he_normal, dtype=self.dtype,
-                    name=f"block{b + 1}_conv{i + 1}")(x)
+                 kernel_init=he_normal, dtype=self.dtype,
+                 name=f"block{b + 1}_conv{i + 1}")(x)
         if not final or self.final_relu:
           x = nn.relu(x)
       if pool:

@@ -99,7 +99,7 @@ class Block(nn.Module):
         if i:
           y = nn.relu(bn(name=f"bn{i}")(y, train))
         y = Conv(f, (k, k), s, padding=symmetric(k // 2), kernel_init=he_normal, dtype=self.dtype,
-                    use_bias=self.keras_v2 and i == len(specs) - 1, name=f"conv{i}")(y)
+                 use_bias=self.keras_v2 and i == len(specs) - 1, name=f"conv{i}")(y)
     else:
       shortcut_in = x
       y = x
@@ -135,7 +135,7 @@ class Block(nn.Module):
     if self.shortcut == "C" or (self.shortcut == "B" and changes_shape):
       if self.preact:
         return Conv(out_features, (1, 1), self.strides, use_bias=self.keras_v2,
-                       kernel_init=he_normal, dtype=self.dtype, name="proj")(x)
+                    kernel_init=he_normal, dtype=self.dtype, name="proj")(x)
       return ConvBN(out_features, (1, 1), self.strides, padding="VALID", act=None,
                     bn_group_size=self.bn_group_size, bn_epsilon=self.bn_epsilon, dtype=self.dtype,
                     name="proj")(x, train)
@@ -191,7 +191,7 @@ class ResNet(nn.Module):
     if self.stem == "imagenet":
       if self.preact:
         x = Conv(width, (7, 7), 2, padding=symmetric(3), use_bias=keras_v2, kernel_init=he_normal,
-                    dtype=self.dtype, name="stem_conv")(x)
+                 dtype=self.dtype, name="stem_conv")(x)
         if keras_v2:  # no BN-ReLU: Keras pools the raw conv output over zero padding
           x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
         else:
@@ -202,7 +202,7 @@ class ResNet(nn.Module):
       x = max_pool(x, (3, 3), (2, 2), padding="VALID" if keras_v2 else ((1, 1), (1, 1)))
     elif self.preact:
       x = Conv(width, (3, 3), 1, padding=symmetric(1), use_bias=False, kernel_init=he_normal,
-                  dtype=self.dtype, name="stem_conv")(x)
+               dtype=self.dtype, name="stem_conv")(x)
     else:
       x = ConvBN(width, (3, 3), 1, padding=symmetric(1), bn_group_size=self.bn_group_size,
                  bn_epsilon=self.bn_epsilon, dtype=self.dtype, name="stem")(x, train)

@@ -153,7 +153,7 @@ class VGG(nn.Module):
     for s, stage in enumerate(stages):
       for j, (features, kernel) in enumerate(stage):
         x = Conv(features, (kernel, kernel), padding=symmetric(kernel // 2), kernel_init=init,
-                    dtype=self.dtype, name=f"conv{s + 1}_{j + 1}")(x)
+                 dtype=self.dtype, name=f"conv{s + 1}_{j + 1}")(x)
         if self.bn:
           x = BatchNorm(group_size=self.bn_group_size, dtype=self.dtype,
                         name=f"bn{s + 1}_{j + 1}")(x, train)

@@ -43,7 +43,7 @@ class ZFNet(nn.Module):
 
     def conv(y, features, kernel, stride, pad, name):
       y = Conv(features, (kernel, kernel), stride, padding=symmetric(pad), kernel_init=init,
-                  dtype=self.dtype, name=name)(y)
+               dtype=self.dtype, name=name)(y)
       y = nn.relu(y)
       self.sow("intermediates", f"{name}_out", y)
       return y
