@@ -114,12 +114,16 @@ def fusion_barrier(x: jax.Array) -> jax.Array:
 fusion_barrier.defvjp(lambda x: (_cpu_barrier(x), None), lambda _, g: (_cpu_barrier(g),))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _pointwise_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int], precision) -> jax.Array:
+def _pointwise_forward(x, kernel, strides, precision):
   return jax.lax.platform_dependent(x, kernel, cpu=functools.partial(_pointwise_by_dot, strides=strides,
                                                                      precision=precision),
                                     default=functools.partial(_lax_pointwise_conv, strides=strides,
                                                               precision=precision))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _pointwise_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int], precision) -> jax.Array:
+  return _pointwise_forward(x, kernel, strides, precision)
 
 
 def _lax_pointwise_conv(x, kernel, strides, precision):
@@ -153,7 +157,7 @@ def _pointwise_conv_bwd(strides, precision, residuals, g):
   return tuple(jax.lax.platform_dependent(cpu=by_dot, default=by_xla))
 
 
-_pointwise_conv.defvjp(lambda x, kernel, strides, precision: (_pointwise_conv(x, kernel, strides, precision),
+_pointwise_conv.defvjp(lambda x, kernel, strides, precision: (_pointwise_forward(x, kernel, strides, precision),
                                                               (x, kernel)),
                        _pointwise_conv_bwd)
 
@@ -349,13 +353,10 @@ def max_pool(x: jax.Array, window: Sequence[int], strides: Sequence[int] | None 
   XLA:CPU runs 3-4x faster; other backends keep XLA's select_and_scatter."""
   window = tuple(window)
   strides = tuple(strides) if strides is not None else (1,) * len(window)
-  if x.ndim != 4 or len(window) != 2:
+  if x.ndim != 4 or len(window) != 2 or not jnp.issubdtype(x.dtype, jnp.floating):
     return nn.max_pool(x, window, strides, padding)
-  pads = (tuple(tuple(p) for p in jax.lax.padtype_to_pads(x.shape[1:3], window, strides, padding))
-          if isinstance(padding, str) else tuple(tuple(p) for p in padding))
-  if not jnp.issubdtype(x.dtype, jnp.floating):
-    return nn.max_pool(x, window, strides, padding)
-  return _max_pool(x, window, strides, pads)
+  pads = jax.lax.padtype_to_pads(x.shape[1:3], window, strides, padding) if isinstance(padding, str) else padding
+  return _max_pool(x, window, strides, tuple(tuple(p) for p in pads))
 
 
 # Pooling conventions of the Caffe / cuda-convnet era, shared by alexnet, zfnet, nin and vgg.
