@@ -34,19 +34,26 @@ _PROFILE = flags.DEFINE_integer("profile", 0, "Trace this many more steps and pr
 flags.mark_flag_as_required("config")
 
 
+def call_times(fn, calls: int, warmup: int = 0) -> list[float]:
+  """Seconds taken by each of `calls` calls of fn(), after `warmup` untimed ones; fn must wait for its
+  result. Shared by the benches here and under launch/ (it imports nothing, so the PyTorch side can use it)."""
+  for _ in range(warmup):
+    fn()
+  times = []
+  for _ in range(calls):
+    t = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t)
+  return times
+
+
 def matmul_peak(n: int = 4096, repeats: int = 5) -> float:
   """fp32 FLOP/s of an n x n matrix product on the default device (median of `repeats`)."""
   import jax
   import jax.numpy as jnp
   a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
   f = jax.jit(lambda x, y: x @ y)
-  f(a, a).block_until_ready()
-  times = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    f(a, a).block_until_ready()
-    times.append(time.perf_counter() - t)
-  return 2 * n**3 / statistics.median(times)
+  return 2 * n**3 / statistics.median(call_times(lambda: f(a, a).block_until_ready(), repeats, warmup=1))
 
 
 def op_profile(run_step, steps: int, top: int = 15) -> list[tuple[str, float, int]]:
@@ -120,13 +127,7 @@ def train_step_speed(config, steps: int, warmup: int, profile: int = 0) -> dict:
     state, metrics = compiled(state, batch)
     jax.block_until_ready(metrics)
 
-  for _ in range(warmup):
-    run_step()
-  times = []
-  for _ in range(steps):
-    t = time.perf_counter()
-    run_step()
-    times.append(time.perf_counter() - t)
+  times = call_times(run_step, steps, warmup)
   step_s = statistics.median(times)
   result.update(step_s_median=step_s, step_s_min=min(times), img_per_s=shape[0] / step_s,
                 train_flops_per_s=6 * macs * shape[0] / step_s)

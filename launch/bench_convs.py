@@ -20,7 +20,6 @@ import argparse
 import dataclasses
 import json
 import statistics
-import time
 
 PASSES = ("forward", "input_grad", "weight_grad")
 
@@ -35,7 +34,6 @@ class Conv:
   dilation: tuple[int, ...]
   groups: int
   needs_input_grad: bool  # False for the stem: the image needs no gradient
-  count: int = 1  # times the train step runs it (the length of an nn.scan)
 
   def output_shape(self) -> tuple[int, ...]:
     spatial = []
@@ -68,8 +66,10 @@ def model_convs(config, batch: int) -> list[Conv]:
   image = closed.jaxpr.invars[-1]
   convs: list[Conv] = []
 
-  def walk(jaxpr, count: int) -> None:
+  def walk(jaxpr) -> None:
     for eqn in jaxpr.eqns:
+      if eqn.primitive.name == "scan":  # a scanned stage runs its convolutions more times than written
+        raise ValueError("bench_convs needs scan_blocks=False (it times each convolution the step runs)")
       if eqn.primitive.name == "conv_general_dilated":
         p = eqn.params
         dn = p["dimension_numbers"]
@@ -80,29 +80,23 @@ def model_convs(config, batch: int) -> list[Conv]:
         lhs, rhs = eqn.invars
         convs.append(Conv(tuple(lhs.aval.shape), tuple(rhs.aval.shape), tuple(p["window_strides"]),
                           tuple(tuple(pad) for pad in p["padding"]), tuple(p["rhs_dilation"]),
-                          p["feature_group_count"], needs_input_grad=lhs is not image, count=count))
-      inner = count * eqn.params.get("length", 1) if eqn.primitive.name == "scan" else count
+                          p["feature_group_count"], needs_input_grad=lhs is not image))
       for value in eqn.params.values():
         for sub in value if isinstance(value, (tuple, list)) else (value,):
           if isinstance(sub, jex_core.ClosedJaxpr):
-            walk(sub.jaxpr, inner)
+            walk(sub.jaxpr)
           elif isinstance(sub, jex_core.Jaxpr):
-            walk(sub, inner)
+            walk(sub)
 
-  walk(closed.jaxpr, 1)
+  walk(closed.jaxpr)
   if not convs:
     raise ValueError(f"{config.model.name} has no convolutions")
   return convs
 
 
 def _median_ms(fn, reps: int) -> float:
-  fn()
-  times = []
-  for _ in range(reps):
-    t = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t)
-  return 1e3 * statistics.median(times)
+  from classic.bench import call_times
+  return 1e3 * statistics.median(call_times(fn, reps, warmup=1))
 
 
 def jax_times(convs: list[Conv], reps: int) -> dict:
@@ -141,8 +135,6 @@ def jax_times(convs: list[Conv], reps: int) -> dict:
     compiled = jax.jit(fn)
     return _median_ms(lambda: jax.block_until_ready(compiled(operands)), reps)
 
-  if any(c.count != 1 for c in convs):  # a scanned stage: time each distinct convolution once, then weigh
-    raise ValueError("bench_convs needs scan_blocks=False (it times each convolution the step runs)")
   return {"total_ms": timed(all_passes), **{f"{name}_ms": timed(fn) for name, fn in
                                             zip(PASSES, (forward, input_grad, weight_grad))}}
 
@@ -190,9 +182,9 @@ def torch_times(convs: list[Conv], reps: int) -> dict | None:
 
 def run(config, batch: int, reps: int) -> dict:
   convs = model_convs(config, batch)
-  macs = sum(c.macs() * c.count for c in convs)
-  train_macs = sum((3 if c.needs_input_grad else 2) * c.macs() * c.count for c in convs)
-  result = {"variant": config.variant, "batch": batch, "convolutions": sum(c.count for c in convs),
+  macs = sum(c.macs() for c in convs)
+  train_macs = sum((3 if c.needs_input_grad else 2) * c.macs() for c in convs)
+  result = {"variant": config.variant, "batch": batch, "convolutions": len(convs),
             "conv_macs_per_image": macs // batch, "jax": jax_times(convs, reps), "torch": torch_times(convs, reps)}
   from classic.bench import matmul_peak
   peak = matmul_peak()

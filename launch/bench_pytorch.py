@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 
 def _models():
@@ -120,14 +119,8 @@ def run(name: str, batch: int = 0, steps: int = 20, warmup: int = 3) -> dict:
     opt.step()
     return loss.item()
 
-  for _ in range(warmup):
-    step()
-  times = []
-  for _ in range(steps):
-    t = time.perf_counter()
-    step()
-    times.append(time.perf_counter() - t)
-  step_s = statistics.median(times)
+  from classic.bench import call_times  # imports no JAX
+  step_s = statistics.median(call_times(step, steps, warmup))
   return {"framework": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
           "model": name, "batch": batch, "step_s_median": step_s, "img_per_s": batch / step_s}
 
