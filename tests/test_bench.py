@@ -91,3 +91,13 @@ def test_convolution_benchmark_reads_the_models_convolutions(variant, convolutio
     assert r["jax"][name] > 0
   if r["torch"] is not None:
     assert r["torch"]["total_ms"] > 0 and r["jax_over_torch_time"] > 0
+
+
+def test_layer_benchmark_times_each_cpu_form_against_its_textbook_form():
+  out = subprocess.run([sys.executable, "-m", "launch.bench_layers", "--reps=1", "--json"], cwd=REPO,
+                       capture_output=True, text=True, check=True, timeout=600).stdout
+  rows = json.loads(out.strip().splitlines()[-1])
+  from launch import bench_layers
+  assert len(rows) == len(bench_layers.BN_SHAPES) + len(bench_layers.POOL_SHAPES) + len(bench_layers.POINTWISE)
+  assert {r["what"].split()[0] for r in rows} == {"BN", "max", "1x1"}
+  assert all(r["textbook_ms"] > 0 and r["classic_ms"] > 0 for r in rows)

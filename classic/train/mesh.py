@@ -18,9 +18,10 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 # On CPU, XLA's YNNPACK library path (jaxlib 0.10.2's default for convolutions, dots and some
 # reductions) runs the CIFAR ResNets' 3x3 convolutions and their gradients 1.3x slower than XLA's
-# own Eigen path: a chain of ResNet-20's 19 convolutions trains in 162 ms instead of 210 (batch 128;
-# `python -m launch.bench_convs`, docs/performance.md). An empty YNN fusion list sends them to Eigen. Only applied when no accelerator
-# plugin is installed, never over the user's own setting of the flag, and not with
+# own Eigen path: a chain of ResNet-20's 19 convolutions trained in 162 ms instead of 210 (batch 128;
+# session 3, docs/performance.md; `python -m launch.bench_convs` against CLASSIC_XLA_DEFAULTS=1 compares
+# the model's convolutions today). An empty YNN fusion list sends them to Eigen. Only applied when no
+# accelerator plugin is installed, never over the user's own setting of the flag, and not with
 # CLASSIC_XLA_DEFAULTS=1. (The other CPU fix, keeping a residual stream out of the backward transposes,
 # is in the model: layers.fusion_barrier.)
 CPU_XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=",)
