@@ -19,11 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from classic import models
 from classic.data.pipeline import Pipeline
 from classic.data.sources import DataError
 from classic.models import stats
-from classic.train import checkpoint, mesh as mesh_lib, optim, state as state_lib, step as step_lib
+from classic.train import checkpoint, mesh as mesh_lib, setup, state as state_lib, step as step_lib
 from classic.train.writers import MetricWriter, Progress
 
 
@@ -88,12 +87,10 @@ class Trainer:
       if len(config[field]) not in (1, channels):
         raise DataError(f"config.{field} has {len(config[field])} values for the {channels}-channel images "
                         f"of {sample.source.name}: give {'1' if channels == 1 else f'1 or {channels}'} values, e.g. --config.{field}='{example}'.")
-    self.input_shape = (1, config.image_size, config.image_size, channels)
-    dtype = jnp.bfloat16 if config.half_precision else None
-    self.model = models.build(config.model, dtype=dtype)
-    self.tx, self.lr_fn = optim.create(config)
-    init = functools.partial(state_lib.create, self.model, self.tx, config, self.input_shape)
-    self.state = jax.jit(init, out_shardings=self.repl)()
+    parts = setup.build(config, self.mesh, channels)
+    self.input_shape = parts.input_shape
+    self.model, self.tx, self.lr_fn = parts.model, parts.tx, parts.lr_fn
+    self.state = parts.init()
     self.checkpointer = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
     self.start_step = 0
     self._window: list[dict[str, float]] = []
@@ -109,12 +106,8 @@ class Trainer:
     self.params, self.macs = counts["params"], counts["macs"]
     logging.info("%s: %s parameters, %s multiply-adds per image at %s.", config.variant or config.model.name,
                  f"{self.params:,}", f"{self.macs:,}", self.input_shape[1:])
-    self._inflight = mesh_lib.CPU_MAX_INFLIGHT if mesh_lib.needs_inflight_bound() else None
-    self._train_step = mesh_lib.BoundedInflight(jax.jit(
-        functools.partial(step_lib.train_step, model=self.model, tx=self.tx, lr_fn=self.lr_fn, config=config),
-        out_shardings=(self.repl, self.repl), donate_argnums=0), self._inflight)
-    self._eval_step = jax.jit(functools.partial(step_lib.eval_step, model=self.model, config=config),
-                              out_shardings=self.repl)
+    self._inflight = parts.train_step.max_inflight
+    self._train_step, self._eval_step = parts.train_step, parts.eval_step
 
   def _init_from(self, source_workdir: str) -> None:
     """Copies weights of another run; a head whose class count differs is kept freshly initialised."""

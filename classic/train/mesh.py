@@ -97,14 +97,14 @@ class BoundedInflight:
   """
 
   def __init__(self, fn, max_inflight: int | None):
-    self._fn, self._max = fn, max_inflight
+    self._fn, self.max_inflight = fn, max_inflight
     self._outputs = collections.deque()
 
   def __call__(self, *args, **kwargs):
     result = self._fn(*args, **kwargs)
-    if self._max:
+    if self.max_inflight:
       self._outputs.append(result[-1])
-      if len(self._outputs) > self._max:
+      if len(self._outputs) > self.max_inflight:
         jax.block_until_ready(self._outputs.popleft())
     return result
 

@@ -1,0 +1,57 @@
+"""A run's parts, built once from a config: model, optimizer and schedule, initial state, jitted steps.
+
+`Trainer` (loop.py), `classic.bench`, `launch.accelerator_check` and the lowering test
+(tests/train/test_lowering.py) all build their train step here, so the step that is timed or lowered
+for a GPU/TPU is the one that trains: same jit, shardings, donation and in-flight bound.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from classic import models
+from classic.train import mesh as mesh_lib, optim, state as state_lib, step as step_lib
+
+
+@dataclasses.dataclass
+class Parts:
+  config: Any
+  model: Any
+  tx: optax.GradientTransformation
+  lr_fn: Callable[[jax.Array], jax.Array]
+  input_shape: tuple[int, int, int, int]     # (1, H, W, C): what the model is initialised with
+  init: Callable[[], state_lib.TrainState]   # jitted, state replicated over the mesh
+  step_fn: Any                               # jax.jit(train_step): (state, batch) -> (state, metrics)
+  train_step: Any                            # step_fn behind the CPU in-flight bound (mesh.py)
+  eval_step: Any                             # jax.jit(eval_step): (variables, batch) -> sums
+
+  def abstract_state(self) -> state_lib.TrainState:
+    """The state's shapes and dtypes, without computing it (for lowering and checkpoint restore)."""
+    return jax.eval_shape(self.init)
+
+  def abstract_batch(self, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+    """A training batch's shapes: uint8 images at the config's input size and int32 labels."""
+    shape = (batch_size,) + self.input_shape[1:]
+    return {"image": jax.ShapeDtypeStruct(shape, jnp.uint8), "label": jax.ShapeDtypeStruct(shape[:1], jnp.int32)}
+
+
+def build(config, mesh: Mesh, channels: int | None = None) -> Parts:
+  """The parts of a run of `config` on `mesh`; `channels` defaults to config.channels."""
+  repl = mesh_lib.replicated(mesh)
+  input_shape = (1, config.image_size, config.image_size, channels or config.channels)
+  model = models.build(config.model, dtype=jnp.bfloat16 if config.half_precision else None)
+  tx, lr_fn = optim.create(config)
+  init = jax.jit(functools.partial(state_lib.create, model, tx, config, input_shape), out_shardings=repl)
+  step_fn = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, lr_fn=lr_fn, config=config),
+                    out_shardings=(repl, repl), donate_argnums=0)
+  inflight = mesh_lib.CPU_MAX_INFLIGHT if mesh_lib.needs_inflight_bound() else None
+  eval_step = jax.jit(functools.partial(step_lib.eval_step, model=model, config=config), out_shardings=repl)
+  return Parts(config=config, model=model, tx=tx, lr_fn=lr_fn, input_shape=input_shape, init=init,
+               step_fn=step_fn, train_step=mesh_lib.BoundedInflight(step_fn, inflight), eval_step=eval_step)
