@@ -98,21 +98,26 @@ def _numbers(workdir):
           for m in read_metrics(workdir)]
 
 
-# XLA's own CPU defaults for this comparison: classic's CPU default sends convolutions to Eigen, whose
-# weight-gradient sums are blocked by the per-device batch (32 vs 8 here), and this small BN net's
-# gradient cancels enough to show it: grad norms 1e-4 apart at step 1 with equal losses. YNNPACK's
-# sums come out the same at both batch sizes, which lets the check stay at 1e-5 on the loss.
-SAME_ORDER = {"CLASSIC_XLA_DEFAULTS": "1"}
+# Classic's own CPU default runs (Eigen convolutions): what users run. Data parallelism splits every sum
+# over the batch into per-device partial sums plus an all-reduce, and Eigen blocks a convolution's kernel
+# gradient by the per-device batch (32 rows on 1 device, 8 on each of 4), so the same gradient comes out
+# in another summation order. Measured (jax 0.10.2 and 0.12.0.1, this machine): at step 1 the grad norms
+# of 1 and 4 devices are 1.2e-5 apart (relative), the losses equal; each update of this small BN net then
+# amplifies the difference: 2.1e-4 at step 2, 6.3e-4 at step 3 (losses 6e-6). With XLA's defaults
+# (YNNPACK, CLASSIC_XLA_DEFAULTS=1) all are below 2e-7. So step 1, where inputs and weights are identical,
+# is checked to float32 summation-order rounding; later steps to a bound 8x the largest seen.
+STEP1_RTOL = {"train/loss": 1e-6, "train/grad_norm": 1e-4}
+LATER_RTOL = {"train/loss": 1e-4, "train/grad_norm": 5e-3}
 
 
 def test_same_steps_on_1_device_4_devices_and_2_processes(tmp_path):
   one = tmp_path / "one"
-  run_main(*SMALL_RESNET, f"--workdir={one}", env=SAME_ORDER)
+  run_main(*SMALL_RESNET, f"--workdir={one}")
   four = tmp_path / "four"
-  run_main(*SMALL_RESNET, f"--workdir={four}", devices=4, env=SAME_ORDER)
+  run_main(*SMALL_RESNET, f"--workdir={four}", devices=4)
   two = tmp_path / "two"
   port = free_port()
-  env = {**os.environ, **SAME_ORDER, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
   procs = [subprocess.Popen(main_command(*SMALL_RESNET, f"--workdir={two}", f"--coordinator=127.0.0.1:{port}",
                                          "--num_processes=2", f"--process_id={i}"),
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -125,12 +130,10 @@ def test_same_steps_on_1_device_4_devices_and_2_processes(tmp_path):
   for other in (four, two):
     got = _numbers(other)
     assert [m.keys() for m in got] == [m.keys() for m in reference]
-    # Sums over the batch are split into per-device partial sums, so the last bits differ; a BN net
-    # amplifies that in the gradient from step to step (1e-7 at step 1, ~4e-5 at step 3).
-    for a, b in zip(got, reference):
+    for step, (a, b) in enumerate(zip(got, reference), 1):
       for k in a:
-        rtol = 1e-4 if "grad_norm" in k else 1e-5
-        np.testing.assert_allclose(a[k], b[k], rtol=rtol, err_msg=f"{other.name} {k}")
+        rtol = (STEP1_RTOL if step == 1 else LATER_RTOL).get(k, 1e-4)  # eval/*: after step 3
+        np.testing.assert_allclose(a[k], b[k], rtol=rtol, err_msg=f"{other.name} step {step} {k}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,12 +141,18 @@ def test_same_steps_on_1_device_4_devices_and_2_processes(tmp_path):
 
 @requires_cifar
 def test_resnet20_trains_on_the_shared_cifar10_jpegs(tmp_path):
+  """120 steps of batch 64 (He et al.'s recipe, lr 0.1): seen at 0.31 top-1 (jax 0.10.2 and 0.12). A BN
+  net's test accuracy in its first hundred steps swings by +-0.05 from one evaluation to the next
+  (0.20, 0.25, 0.31, 0.29, 0.33 at steps 40 ... 200 of one run), so the bar is twice chance, well under
+  what the run reaches, and the loss must fall by a clear margin, not by noise."""
   workdir = tmp_path / "r20"
   run_main("--config=configs/resnet.py:resnet20", f"--config.dataset={CIFAR_ARCHIVE}", f"--workdir={workdir}",
-           "--config.batch_size=64", "--config.train_steps=40", "--config.log_every=10",
-           "--config.eval_every=40", "--config.checkpoint_every=40", "--config.eval_batch_size=1000",
+           "--config.batch_size=64", "--config.train_steps=120", "--config.log_every=20",
+           "--config.eval_every=120", "--config.checkpoint_every=120", "--config.eval_batch_size=1000",
            timeout=900)
   metrics = read_metrics(workdir)
   assert metrics[-1]["eval/count"] == 10000
-  assert metrics[-1]["train/loss"] < metrics[0]["train/loss"]
-  assert metrics[-1]["eval/top1"] > 0.15       # chance is 0.10
+  first, last = metrics[0]["train/loss"], np.mean([m["train/loss"] for m in metrics[-2:]])
+  assert last < first - 0.4, (first, last)        # seen: 2.8 -> 1.85
+  assert metrics[-1]["eval/top1"] > 0.2           # chance is 0.10
+  assert metrics[-1]["eval/loss"] < np.log(10)    # better than a uniform guess
