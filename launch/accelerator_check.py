@@ -1,0 +1,272 @@
+r"""Checks a GPU/TPU host end to end in one command and writes one JSON report.
+
+  python -m launch.accelerator_check [--out=accelerator_check.json] [--cifar=../shared/data/cifar10-jpg.tar.gz]
+  python -m launch.accelerator_check --size=reduced      # the same checks at toy sizes (CPU; a test runs it)
+
+1. `devices`, `versions`: what JAX sees and which libraries it runs with.
+2. `matmul_peak`: bf16 and fp32 matrix-product FLOP/s measured here (fp32 with JAX's default precision,
+   which is TF32 on recent NVIDIA GPUs). MFU is a step's FLOPs (6 x MACs per image) over the bf16 peak.
+3. `train_step`: the trainer's own step (classic.train.setup, timed as `classic.bench` does) on random
+   uint8 images: resnet50 in bf16 at batch 256 per device, resnet20 in fp32 at 128, inception_v3 in bf16
+   at 128. Images/s (median of timed steps), compile s, MFU, XLA's memory plan, the device's peak memory.
+4. `input_pipeline`: classic's input pipeline with the resnet50 recipe (scale augmentation + 224 crop +
+   flip + PCA lighting) on an ImageNet-like JPEG folder built from scikit-learn's photos
+   (launch/imagenet_like.py): images/s on this host's cores, against the resnet50 step's rate.
+5. `real_run`: ResNet-20 trained on the CIFAR-10 JPEGs for a few hundred steps through `Trainer`:
+   the loss must fall; the evaluation counts all 10,000 test images.
+
+A section that fails records its error and the others still run; the exit status is 1 if any failed.
+`--size=full` (the default on GPU/TPU) finishes within about 8 minutes on one GPU; `reduced` (the default
+on CPU) keeps every section and field at toy sizes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import os
+import platform as platform_lib
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+
+from absl import app, flags, logging
+
+_OUT = flags.DEFINE_string("out", "accelerator_check.json", "Where to write the JSON report.")
+_SIZE = flags.DEFINE_enum("size", "auto", ["auto", "full", "reduced"],
+                          "full: the real sizes (GPU/TPU); reduced: toy sizes; auto: reduced on CPU.")
+_CIFAR = flags.DEFINE_string("cifar", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
+                                                   "cifar10-jpg.tar.gz"),
+                             "The CIFAR-10 JPEG archive (or folder) for the real run.")
+_MODELS = flags.DEFINE_list("models", "resnet50_bf16,resnet20,inception_v3_bf16",
+                            "Train steps to time, by report key (the default: all three).")
+_FOLDER = flags.DEFINE_string("folder", "", "Where to build the ImageNet-like JPEGs (default: a temporary dir).")
+
+# (report key, config file, variant, half_precision, batch per device)
+MODELS = (("resnet50_bf16", "resnet", "resnet50", True, 256),
+          ("resnet20", "resnet", "resnet20", False, 128),
+          ("inception_v3_bf16", "inception_v3", "inception_v3", True, 128))
+
+SIZES = {
+    "full": dict(batch_scale=1, image_size={}, steps=20, warmup=3, matmul_n=8192,
+                 folder_images=2200, folder_classes=20, input_batch=128, input_batches=16,
+                 real_steps=600, real_batch=128, real_log_every=100),
+    "reduced": dict(batch_scale=1 / 32, image_size={"resnet50": 64, "inception_v3": 139}, steps=2, warmup=1,
+                    matmul_n=512, folder_images=48, folder_classes=4, input_batch=16, input_batches=2,
+                    real_steps=30, real_batch=32, real_log_every=10),
+}
+
+LIBRARIES = ("jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "libtpu", "flax", "optax",
+             "orbax-checkpoint", "ml_collections", "numpy", "grain", "tensorflow-datasets", "pillow")
+
+
+def _versions() -> dict:
+  out = {"python": platform_lib.python_version()}
+  for name in LIBRARIES:
+    try:
+      out[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      continue
+  return out
+
+
+def _devices() -> dict:
+  import jax
+  devices = jax.devices()
+  first = devices[0]
+  return {"platform": first.platform, "kind": first.device_kind, "count": len(devices),
+          "local_count": jax.local_device_count(), "processes": jax.process_count(),
+          "platform_version": getattr(first.client, "platform_version", ""),
+          "host_cpus": os.cpu_count()}
+
+
+def _peak_memory_bytes() -> int | None:
+  import jax
+  stats = jax.local_devices()[0].memory_stats()
+  return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+
+
+def matmul_peaks(n: int) -> dict:
+  import jax
+  import jax.numpy as jnp
+
+  from classic.bench import call_times
+  out = {"n": n}
+  for name, dtype in (("bf16", jnp.bfloat16), ("fp32", jnp.float32)):
+    a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+    f = jax.jit(lambda x, y: x @ y)
+    seconds = statistics.median(call_times(lambda: f(a, a).block_until_ready(), 5, warmup=2))
+    out[f"{name}_flops_per_s"] = 2 * n**3 / seconds
+  return out
+
+
+def _config(family: str, variant: str):
+  import importlib
+  return importlib.import_module(f"configs.{family}").get_config(variant)
+
+
+def train_steps(size: dict, bf16_peak: float, keys: list[str]) -> dict:
+  import jax
+
+  from classic import bench
+  results = {}
+  for key, family, variant, half, per_device in (m for m in MODELS if m[0] in keys):
+    try:
+      config = _config(family, variant)
+      config.half_precision = half
+      config.batch_size = max(1, int(per_device * size["batch_scale"])) * jax.device_count()
+      if variant in size["image_size"]:
+        config.image_size = size["image_size"][variant]
+      r = bench.train_step_speed(config, size["steps"], size["warmup"])
+      r.update(variant=config.variant, half_precision=half, batch_per_device=config.batch_size // jax.device_count(),
+               mfu=r["train_flops_per_s"] / bf16_peak if bf16_peak else None,
+               device_peak_memory_bytes=_peak_memory_bytes())
+      results[key] = r
+    except Exception as e:  # noqa: BLE001 - one model's failure (out of memory, ...) is a finding
+      results[key] = _error(e)
+    logging.info("train step %s: %s", key, results[key])
+  return results
+
+
+def input_pipeline(size: dict, folder: str) -> dict:
+  from classic.data.pipeline import Pipeline
+  from launch import imagenet_like
+  t = time.perf_counter()
+  imagenet_like.build(folder, size["folder_images"], size["folder_classes"])
+  build_s = time.perf_counter() - t
+  config = _config("resnet", "resnet50")
+  config.dataset, config.model.num_classes = folder, size["folder_classes"]
+  config.in_memory, config.batch_size = False, size["input_batch"]
+  pipe = Pipeline(config, train=True)
+  try:
+    pipe.train_batch(0)  # warm: thread pool, file list
+    times = []
+    for s in range(1, size["input_batches"] + 1):
+      t = time.perf_counter()
+      batch = pipe.train_batch(s)
+      times.append(time.perf_counter() - t)
+  finally:
+    pipe.close()
+  return {"recipe": f"{config.variant}: augment={config.augment} scale_range={tuple(config.scale_range)} "
+                    f"pca_lighting={config.pca_lighting} image_size={config.image_size}",
+          "images": size["folder_images"], "batch": config.batch_size, "batches": len(times),
+          "img_per_s": config.batch_size * len(times) / sum(times), "batch_shape": list(batch["image"].shape),
+          "folder_build_s": build_s, "workers": "threads", "host_cpus": os.cpu_count()}
+
+
+def real_run(size: dict, cifar: str) -> dict:
+  from classic.train.loop import Trainer
+  if not os.path.exists(cifar):
+    return {"error": f"the CIFAR-10 JPEG archive is not at {cifar}: pass --cifar=PATH "
+                     "(../shared/data/cifar10-jpg.tar.gz in the development checkout)."}
+  config = _config("resnet", "resnet20")
+  config.dataset = os.path.abspath(cifar)
+  config.batch_size, config.train_steps = size["real_batch"], size["real_steps"]
+  config.log_every = size["real_log_every"]
+  config.eval_every = config.checkpoint_every = config.train_steps
+  config.eval_batch_size = 1000
+  with tempfile.TemporaryDirectory() as workdir:
+    t = time.perf_counter()
+    trainer = Trainer(config, workdir)
+    setup_s = time.perf_counter() - t
+    t = time.perf_counter()
+    final = trainer.train()
+    train_s = time.perf_counter() - t
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+      logged = [json.loads(line) for line in f if line.strip()]
+  losses = [m["train/loss"] for m in logged]
+  return {"variant": config.variant, "steps": final["step"], "batch": config.batch_size,
+          "setup_s": setup_s, "train_and_eval_s": train_s, "train_loss": losses,
+          "loss_fell": losses[-1] < losses[0], "eval_top1": final["eval/top1"], "eval_count": final["eval/count"],
+          "img_per_s_last_window": logged[-1]["img_per_s"]}
+
+
+def _error(e: BaseException) -> dict:
+  return {"error": f"{type(e).__name__}: {e}".splitlines()[0][:500], "traceback": traceback.format_exc()[-2000:]}
+
+
+def run(size_name: str, cifar: str, folder: str, models: list[str] = tuple(m[0] for m in MODELS)) -> dict:
+  import jax
+  start = time.perf_counter()
+  devices = _devices()
+  if size_name == "auto":
+    size_name = "reduced" if devices["platform"] == "cpu" else "full"
+  size = SIZES[size_name]
+  report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "size": size_name, "host": platform_lib.node(), "devices": devices, "versions": _versions()}
+  logging.info("%s", {k: report[k] for k in ("devices", "versions")})
+  try:
+    report["matmul_peak"] = matmul_peaks(size["matmul_n"])
+  except Exception as e:  # noqa: BLE001
+    report["matmul_peak"] = _error(e)
+  bf16_peak = report["matmul_peak"].get("bf16_flops_per_s")
+  report["train_step"] = train_steps(size, bf16_peak, list(models))
+  jax.clear_caches()
+  with tempfile.TemporaryDirectory() as tmp:
+    try:
+      report["input_pipeline"] = input_pipeline(size, folder or os.path.join(tmp, "imagenet_like"))
+      step = report["train_step"].get("resnet50_bf16", {}).get("img_per_s")  # None: not timed (--models)
+      report["input_pipeline"]["step_img_per_s"] = step
+      report["input_pipeline"]["input_over_step"] = report["input_pipeline"]["img_per_s"] / step if step else None
+    except Exception as e:  # noqa: BLE001
+      report["input_pipeline"] = _error(e)
+  try:
+    report["real_run"] = real_run(size, cifar)
+  except Exception as e:  # noqa: BLE001
+    report["real_run"] = _error(e)
+  report["failed"] = sorted(k for k, v in _sections(report) if "error" in v)
+  report["wall_s"] = time.perf_counter() - start
+  return report
+
+
+def _sections(report: dict):
+  for key in ("matmul_peak", "input_pipeline", "real_run"):
+    yield key, report.get(key, {})
+  for key, value in report.get("train_step", {}).items():
+    yield f"train_step.{key}", value
+
+
+def summary(report: dict) -> str:
+  d = report["devices"]
+  lines = [f"{d['count']} x {d['kind']} ({d['platform']}, {d['platform_version']}); "
+           + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if k in ("python", "jax", "jaxlib", "flax")),
+           f"matmul peak: bf16 {report['matmul_peak'].get('bf16_flops_per_s', 0) / 1e12:.2f} TFLOP/s, "
+           f"fp32 {report['matmul_peak'].get('fp32_flops_per_s', 0) / 1e12:.2f} TFLOP/s"]
+  for key, r in report["train_step"].items():
+    lines.append(f"{key:<18} " + (f"error: {r['error']}" if "error" in r else
+                                  f"batch {r['batch']:>5}  {r['img_per_s']:>9.1f} img/s  compile {r['compile_s']:5.1f} s  "
+                                  f"MFU {r['mfu']:.3f}"))
+  ip = report["input_pipeline"]
+  lines.append("input pipeline     " + (f"error: {ip['error']}" if "error" in ip else
+                                       f"{ip['img_per_s']:.0f} img/s on {ip['host_cpus']} CPUs"
+                                       + (f" = {ip['input_over_step']:.2f} x the resnet50 step" if ip.get("input_over_step") else "")))
+  rr = report["real_run"]
+  lines.append("real run           " + (f"error: {rr['error']}" if "error" in rr else
+                                       f"{rr['variant']} {rr['steps']} steps: loss {rr['train_loss'][0]:.3f} -> "
+                                       f"{rr['train_loss'][-1]:.3f}, test top-1 {rr['eval_top1']:.4f} on {rr['eval_count']} images"))
+  lines.append(f"{'failed: ' + ', '.join(report['failed']) if report['failed'] else 'all sections ran'}; "
+               f"{report['wall_s']:.0f} s")
+  return "\n".join(lines)
+
+
+def main(argv):
+  del argv
+  unknown = sorted(set(_MODELS.value) - {m[0] for m in MODELS})
+  if unknown:
+    print(f"error: --models: unknown {', '.join(unknown)}; known: {', '.join(m[0] for m in MODELS)}.", file=sys.stderr)
+    sys.exit(2)
+  from classic.train import mesh
+  mesh.cpu_performance_flags()
+  report = run(_SIZE.value, _CIFAR.value, _FOLDER.value, _MODELS.value)
+  with open(_OUT.value, "w") as f:
+    json.dump(report, f, indent=1)
+  print(summary(report))
+  print(f"report: {os.path.abspath(_OUT.value)}")
+  sys.exit(1 if report["failed"] else 0)
+
+
+if __name__ == "__main__":
+  app.run(main)
