@@ -74,6 +74,12 @@ def run(argv) -> int:
       result = trainer.train()
   except Exception as e:  # noqa: BLE001 - a full disk surfaces as OSError or as Orbax's ValueError
     if _disk_full(e):
+      # Orbax's failed write tasks are logged by asyncio when collected ("Task exception was never
+      # retrieved"): collect them now and keep their tracebacks from following the sentence below.
+      import gc
+      import logging as std_logging
+      gc.collect()
+      std_logging.getLogger("asyncio").setLevel(std_logging.CRITICAL)
       print(f"error: the disk holding {workdir} is full (No space left on device). "
             f"{_complete_checkpoints(workdir)} A partial checkpoint is never loaded: free space and rerun "
             "to resume.", file=sys.stderr)

@@ -5,10 +5,24 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 
 import jax
 from absl import logging
+
+
+# Exceptions in tensorboardX's background writer thread (a full disk): recorded here instead of a
+# traceback printed whenever the thread happens to fail, possibly after the run's own one-line error.
+_TENSORBOARD_FAILURES: list[str] = []
+_default_excepthook = threading.excepthook
+
+
+def _tensorboard_thread_excepthook(args) -> None:
+  if type(args.thread).__module__.startswith("tensorboardX"):
+    _TENSORBOARD_FAILURES.append(f"{args.exc_type.__name__}: {args.exc_value}")
+    return
+  _default_excepthook(args)
 
 
 class MetricWriter:
@@ -22,6 +36,7 @@ class MetricWriter:
     self._truncate_after(resume_step)
     try:
       from tensorboardX import SummaryWriter
+      threading.excepthook = _tensorboard_thread_excepthook
       self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
     except ImportError:  # TensorBoard files are a convenience; metrics.jsonl is the record
       logging.warning("tensorboardX is not installed: no TensorBoard event files.")
@@ -59,8 +74,25 @@ class MetricWriter:
       self._tb.flush()
 
   def close(self) -> None:
-    if self._tb is not None:
-      self._tb.close()
+    """Closes the event file; a failure to write it (a full disk) is a warning, never the run's error."""
+    tb, self._tb = self._tb, None
+    if tb is None:
+      return
+    try:
+      tb.close()
+    except Exception as e:  # noqa: BLE001 - metrics.jsonl is the record; TensorBoard files a convenience
+      _TENSORBOARD_FAILURES.append(f"{type(e).__name__}: {e}")
+      # Stop its thread and mark it closed, or the thread and tensorboardX's own atexit close fail
+      # again later, printing tracebacks after the run's one-line error.
+      for writer in (getattr(tb, "all_writers", None) or {}).values():
+        events = getattr(writer, "event_writer", None)
+        if getattr(events, "_worker", None) is not None:
+          events._worker.stop()
+        if events is not None:
+          events._closed = True
+    if _TENSORBOARD_FAILURES:
+      logging.warning("TensorBoard event files are incomplete (%s); metrics.jsonl has every logged step.",
+                      _TENSORBOARD_FAILURES[-1].splitlines()[0][:200])
 
 
 def _plain(v):
