@@ -41,6 +41,7 @@ def base() -> ml_collections.ConfigDict:
   c.std = (255.0,)
   c.in_memory = True           # decode the split once into RAM (small data sets)
   c.corrupt_files = "stop"     # image folder with an unreadable file: 'stop' or 'skip'
+  c.data_workers = -1          # grain processes decoding encoded images: -1 = one per core, 0 = threads here
   # Schedule of the run.
   c.batch_size = 128           # global, over all devices and hosts
   c.eval_batch_size = 0        # 0 = batch_size

@@ -43,12 +43,18 @@ def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
   return out if out.ndim == 3 else out[..., None]
 
 
+def shorter_side_size(w: int, h: int, side: int) -> tuple[int, int]:
+  """(width, height) of a w x h image resized so that its shorter side is `side`."""
+  if min(h, w) == side:
+    return w, h
+  scale = side / min(h, w)
+  return max(side, round(w * scale)), max(side, round(h * scale))
+
+
 def resize_shorter(image: np.ndarray, side: int) -> np.ndarray:
   h, w = image.shape[:2]
-  if min(h, w) == side:
-    return image
-  scale = side / min(h, w)
-  return _resize(image, max(side, round(w * scale)), max(side, round(h * scale)))
+  size = shorter_side_size(w, h, side)
+  return image if size == (w, h) else _resize(image, *size)
 
 
 def scale_augment(image: np.ndarray, rng: np.random.Generator, size: int,
@@ -60,20 +66,22 @@ def scale_augment(image: np.ndarray, rng: np.random.Generator, size: int,
   return crop[:, ::-1] if rng.random() < 0.5 else crop
 
 
-def inception_crop(image: np.ndarray, rng: np.random.Generator, size: int,
-                   area: tuple[float, float] = (0.08, 1.0),
-                   aspect: tuple[float, float] = (3 / 4, 4 / 3)) -> np.ndarray:
-  h, w = image.shape[:2]
+def inception_box(h: int, w: int, rng: np.random.Generator, area: tuple[float, float] = (0.08, 1.0),
+                  aspect: tuple[float, float] = (3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+  """(y, x, height, width) of a crop of `area` of the image's area and aspect ratio in `aspect`."""
   for _ in range(10):
     target = h * w * rng.uniform(*area)
     ratio = np.exp(rng.uniform(np.log(aspect[0]), np.log(aspect[1])))
     cw, ch = int(round(np.sqrt(target * ratio))), int(round(np.sqrt(target / ratio)))
     if 0 < cw <= w and 0 < ch <= h:
-      y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-      break
-  else:  # fall back to the central square-ish crop
-    ch = cw = min(h, w)
-    y, x = (h - ch) // 2, (w - cw) // 2
+      return int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw
+  ch = cw = min(h, w)  # fall back to the central square
+  return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+
+def inception_crop(image: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+  h, w = image.shape[:2]
+  y, x, ch, cw = inception_box(h, w, rng)
   crop = _resize(np.ascontiguousarray(image[y:y + ch, x:x + cw]), size, size)
   return crop[:, ::-1] if rng.random() < 0.5 else crop
 

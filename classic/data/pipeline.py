@@ -9,20 +9,27 @@ uninterrupted one would have seen.
 
 Evaluation visits every example of the split exactly once, in order; the last batch is padded and
 carries `mask = 0` on the padding.
+
+Small in-memory sets are augmented a whole batch at a time with numpy. Everything else (encoded
+images: ImageNet, image folders with in_memory=False) goes example by example through `ExampleMaker`,
+a picklable function of (seed, step, row): in `config.data_workers` grain worker processes (a
+MapDataset whose record r is row r % B of step r // B), or in a thread pool of this process with
+data_workers=0. Either way the batch of a step is the same.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import os
 import queue
+import re
 import threading
 from typing import Iterator
 
 import numpy as np
+from absl import logging
 
-from classic.data import augment, sources
+from classic.data import augment, examples, sources
 
 VECTORISED = ("none", "cifar", "shift")  # augmentations done on whole in-memory batches
 
@@ -52,8 +59,11 @@ class Pipeline:
     self.row0 = process_index * self.local_batch
     self.seed = config.seed
     self._perm_cache: tuple[int, np.ndarray] | None = None
-    self._pool = None if isinstance(self.source, sources.InMemory) and config.augment in VECTORISED \
-        else concurrent.futures.ThreadPoolExecutor(max(1, os.cpu_count() or 1))
+    self.vectorised = isinstance(self.source, sources.InMemory) and config.augment in VECTORISED
+    self.maker = ExampleMaker(self.source, config, self._pad, self.global_batch)
+    # grain worker processes for encoded sources; in-memory arrays are augmented in threads here
+    self.workers = 0 if self.vectorised or isinstance(self.source, sources.InMemory) else data_workers(config)
+    self._pool = None if self.vectorised else concurrent.futures.ThreadPoolExecutor(available_cores())
 
   def __len__(self) -> int:
     return len(self.source)
@@ -80,47 +90,29 @@ class Pipeline:
 
   # ------------------------------------------------------------------------------------------
   def train_batch(self, step: int) -> dict[str, np.ndarray]:
-    """The local rows of the global training batch of `step`."""
+    """The local rows of the global training batch of `step` (in this process: threads, no workers)."""
     c = self.config
-    idx = self._indices(step)
-    rng = np.random.default_rng([self.seed, step, 2])
     rows = slice(self.row0, self.row0 + self.local_batch)
-    out: dict[str, np.ndarray] = {}
-    if isinstance(self.source, sources.InMemory) and c.augment in VECTORISED:
+    if self.vectorised:
+      idx = self._indices(step)
+      rng = np.random.default_rng([self.seed, step, 2])
       images = self.source.images[idx]
       labels = self.source.labels[idx]
       if c.augment in ("cifar", "shift"):
         offsets = rng.integers(0, 9, (self.global_batch, 2))[rows]
         flips = (rng.random(self.global_batch) < 0.5)[rows] & (c.augment == "cifar")
         images = augment.pad_crop_flip(images, offsets, flips)
+      out = {"image": images, "label": labels}
     else:
-      seeds = rng.integers(0, 2**63 - 1, self.global_batch)[rows]
-      fn = functools.partial(self._augment_one, c.augment)
-      pairs = self._map(lambda i, s: fn(i, np.random.default_rng(s)), list(zip(idx, seeds)))
-      images = np.stack([p[0] for p in pairs])
-      labels = np.array([p[1] for p in pairs], np.int32)
-    out["image"], out["label"] = images, labels
-    if c.pca_lighting:
-      out["lighting"] = augment.lighting_alphas(rng, self.global_batch, c.pca_lighting)[rows]
-    return out
+      out = stack(self._map(lambda j: self.maker.train(step, j), [(j,) for j in range(rows.start, rows.stop)]))
+    return self._with_lighting(step, out)
 
-  def _augment_one(self, kind: str, i: int, rng: np.random.Generator):
-    c = self.config
-    image, label = self.source.get(i)
-    if self._pad:
-      image = np.pad(image, ((self._pad, self._pad), (self._pad, self._pad), (0, 0)))
-    if kind == "imagenet":
-      image = augment.scale_augment(image, rng, c.image_size, tuple(c.scale_range))
-    elif kind == "inception":
-      image = augment.inception_crop(image, rng, c.image_size)
-    elif kind in ("cifar", "shift"):
-      flip = (rng.random(1) < 0.5) & (kind == "cifar")
-      image = augment.pad_crop_flip(image[None], rng.integers(0, 9, (1, 2)), flip)[0]
-    elif kind != "none":
-      raise ValueError(f"Unknown augment {kind!r}: use 'none', 'shift', 'cifar', 'imagenet' or 'inception'.")
-    elif image.shape[:2] != (c.image_size, c.image_size):
-      image = augment.center_crop(image, c.image_size, c.image_size)
-    return image, label
+  def _with_lighting(self, step: int, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    if self.config.pca_lighting:  # drawn for the global batch, so every host draws the same numbers
+      rng = np.random.default_rng([self.seed, step, 4])
+      out["lighting"] = augment.lighting_alphas(rng, self.global_batch, self.config.pca_lighting)[
+          self.row0:self.row0 + self.local_batch]
+    return out
 
   # ------------------------------------------------------------------------------------------
   def eval_batch(self, b: int) -> dict[str, np.ndarray]:
@@ -128,39 +120,204 @@ class Pipeline:
     positions = b * self.global_batch + self.row0 + np.arange(self.local_batch)
     mask = positions < len(self.source)
     idx = np.where(mask, positions, 0)
-    if isinstance(self.source, sources.InMemory) and self.config.eval_crop != "ten_crop":
+    if isinstance(self.source, sources.InMemory) and self.config.eval_crop != "ten_crop" and not self._pad:
       images, labels = self.source.images[idx], self.source.labels[idx]
     else:
-      crop = self.config.eval_crop
-      pairs = self._map(lambda i: (self._eval_view(self.source.get(i)[0], crop), self.source.get(i)[1]),
-                        [(i,) for i in idx])
-      images = np.stack([p[0] for p in pairs])
-      labels = np.array([p[1] for p in pairs], np.int32)
+      out = stack(self._map(self.maker.eval, [(i,) for i in idx]))
+      images, labels = out["image"], out["label"]
     return {"image": images, "label": labels.astype(np.int32), "mask": mask.astype(np.float32)}
-
-  def _eval_view(self, image: np.ndarray, crop: str) -> np.ndarray:
-    c = self.config
-    if self._pad:
-      image = np.pad(image, ((self._pad, self._pad), (self._pad, self._pad), (0, 0)))
-    if image.shape[0] == image.shape[1] == c.image_size and crop != "ten_crop":
-      return image
-    resize = c.eval_resize if max(image.shape[:2]) > c.image_size else c.image_size
-    if crop == "center":
-      return augment.center_crop(image, c.image_size, resize)
-    if crop == "ten_crop":
-      return augment.ten_crop(image, c.image_size, resize)
-    if crop == "full":
-      return augment.center_crop(image, c.image_size, c.image_size)
-    raise ValueError(f"Unknown eval_crop {crop!r}: use 'center', 'ten_crop' or 'full'.")
 
   # ------------------------------------------------------------------------------------------
   def train_iter(self, start_step: int, depth: int = 2) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-    """(step, batch) from `start_step` on, produced `depth` batches ahead by a background thread."""
+    """(step, batch) from `start_step` on, produced ahead of the consumer: by `self.workers` grain
+    processes, or with workers=0 by a background thread, `depth` batches ahead."""
+    if self.workers:
+      return _GrainBatches(self, start_step)
     return _Prefetch(self.train_batch, start_step, depth)
 
   def close(self) -> None:
     if self._pool is not None:
       self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def available_cores() -> int:
+  try:
+    return max(1, len(os.sched_getaffinity(0)))
+  except AttributeError:  # not Linux
+    return max(1, os.cpu_count() or 1)
+
+
+def data_workers(config) -> int:
+  """config.data_workers, with -1 meaning one per core available to this process."""
+  n = config.get("data_workers", -1)
+  if n < -1:
+    raise ValueError(f"config.data_workers must be -1 (one per core), 0 (threads) or a count, got {n}.")
+  return available_cores() if n == -1 else n
+
+
+def stack(pairs) -> dict[str, np.ndarray]:
+  """[(image, label), ...] -> {'image': (B, H, W, C) uint8, 'label': (B,) int32}."""
+  return {"image": np.stack([p[0] for p in pairs]), "label": np.array([p[1] for p in pairs], np.int32)}
+
+
+class ExampleMaker:
+  """Training example (step, row) and eval example i of a source, for any process: picklable.
+
+  Row j of step s is the example at global position s*B + j of an endless stream that visits the
+  split in a fresh permutation each epoch, augmented with random draws seeded by (seed, step, j).
+  Encoded JPEGs are cropped while decoding (examples.py); arrays go through augment.py's forms.
+  """
+
+  def __init__(self, source, config, pad: int, global_batch: int):
+    self.source, self.pad, self.global_batch = source, pad, global_batch
+    self.seed = config.seed
+    self.augment, self.size = config.augment, config.image_size
+    self.scale_range = tuple(config.scale_range)
+    self.eval_crop, self.eval_resize = config.eval_crop, config.eval_resize
+    self.skip_corrupt = config.corrupt_files == "skip"
+    self._perm: tuple[int, np.ndarray] | None = None
+    if self.augment not in ("none", "shift", "cifar", "imagenet", "inception"):
+      raise ValueError(f"Unknown augment {self.augment!r}: use 'none', 'shift', 'cifar', 'imagenet' or 'inception'.")
+
+  def __getstate__(self):
+    return {**self.__dict__, "_perm": None}
+
+  def _permutation(self, epoch: int) -> np.ndarray:
+    if self._perm is None or self._perm[0] != epoch:
+      self._perm = (epoch, np.random.default_rng([self.seed, epoch, 1]).permutation(len(self.source)))
+    return self._perm[1]
+
+  def train(self, step: int, row: int) -> tuple[np.ndarray, int]:
+    epoch, within = divmod(step * self.global_batch + row, len(self.source))
+    perm = self._permutation(epoch)
+    rng = np.random.default_rng([self.seed, step, 3, row])
+    for attempt in range(len(self.source)):
+      index = int(perm[(within + attempt) % len(perm)])
+      try:
+        return self._augmented(index, rng)
+      except sources.DataError as e:
+        if not self.skip_corrupt:
+          raise
+        logging.warning("Skipping %s", e)  # corrupt_files=skip: the next example of the permutation
+    raise sources.DataError(f"No readable example in {self.source.name}.")
+
+  def _record(self, index: int) -> tuple[object, int]:
+    if isinstance(self.source, sources.Encoded):
+      return self.source.read(index)
+    return self.source.get(index)
+
+  def _augmented(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    data, label = self._record(index)
+    kind, size = self.augment, self.size
+    try:
+      if isinstance(data, bytes) and not self.pad and kind in ("imagenet", "inception"):
+        if kind == "imagenet":
+          return examples.scale_augment(data, rng, size, self.scale_range), label
+        return examples.inception_crop(data, rng, size), label
+      image = self._array(data, index)
+    except examples.DecodeError as e:
+      raise self._corrupt(index, e) from e
+    if kind == "imagenet":
+      image = augment.scale_augment(image, rng, size, self.scale_range)
+    elif kind == "inception":
+      image = augment.inception_crop(image, rng, size)
+    elif kind in ("cifar", "shift"):
+      flip = (rng.random(1) < 0.5) & (kind == "cifar")
+      image = augment.pad_crop_flip(image[None], rng.integers(0, 9, (1, 2)), flip)[0]
+    elif image.shape[:2] != (size, size):
+      image = augment.center_crop(image, size, size)
+    return image, label
+
+  def _array(self, data, index: int) -> np.ndarray:
+    if isinstance(data, bytes):
+      try:
+        image = examples.decoded(data)
+      except examples.DecodeError as e:
+        raise self._corrupt(index, e) from e
+    else:
+      image = data if data.ndim == 3 else data[..., None]
+    if self.pad:
+      image = np.pad(image, ((self.pad, self.pad), (self.pad, self.pad), (0, 0)))
+    return image
+
+  def _corrupt(self, index: int, e: Exception) -> sources.DataError:
+    where = self.source.where(index) if isinstance(self.source, sources.Encoded) else f"{self.source.name}[{index}]"
+    return sources.DataError(f"Cannot decode image {where}: {e}. Remove it, or set "
+                             "--config.corrupt_files=skip to skip unreadable files.")
+
+  def eval(self, index: int) -> tuple[np.ndarray, int]:
+    """The test-time view of example `index` (centre crop, ten crops or the full image)."""
+    data, label = self._record(index)
+    crop, size = self.eval_crop, self.size
+    if crop not in ("center", "ten_crop", "full"):
+      raise ValueError(f"Unknown eval_crop {crop!r}: use 'center', 'ten_crop' or 'full'.")
+    try:
+      if isinstance(data, bytes) and not self.pad and crop == "center":
+        return examples.center_crop(data, size, self.eval_resize), label
+      if isinstance(data, bytes) and not self.pad:
+        image = examples.decoded(data, self.eval_resize if crop == "ten_crop" else 0)
+      else:
+        image = self._array(data, index)
+    except examples.DecodeError as e:
+      raise self._corrupt(index, e) from e
+    if image.shape[0] == image.shape[1] == size and crop != "ten_crop":
+      return image, label
+    resize = self.eval_resize if max(image.shape[:2]) > size else size
+    if crop == "center":
+      return augment.center_crop(image, size, resize), label
+    if crop == "ten_crop":
+      return augment.ten_crop(image, size, resize), label
+    return augment.center_crop(image, size, size), label
+
+
+class _GrainExample:
+  """grain map: record r of this process's stream -> row (r % local batch) of step (r // local batch)."""
+
+  def __init__(self, maker: ExampleMaker, local_batch: int, row0: int):
+    self.maker, self.local_batch, self.row0 = maker, local_batch, row0
+
+  def __call__(self, r: int) -> tuple[np.ndarray, int]:
+    step, j = divmod(int(r), self.local_batch)
+    return self.maker.train(step, self.row0 + j)
+
+
+class _GrainBatches:
+  """(step, batch) from grain worker processes: a MapDataset over this process's records from
+  `start` on, batched by the local batch size, each batch made in one worker."""
+
+  def __init__(self, pipe: Pipeline, start: int):
+    import grain
+    from absl import flags
+    if not flags.FLAGS.is_parsed():  # grain reads its absl flags; a library caller may not have parsed any
+      flags.FLAGS.mark_as_parsed()
+    self._pipe, self._step = pipe, start
+    local = pipe.local_batch
+    records = grain.MapDataset.range(start * local, (start + 2**40) * local)
+    batches = records.map(_GrainExample(pipe.maker, local, pipe.row0)).batch(local, batch_fn=stack)
+    self._iter = iter(batches.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=1)).mp_prefetch(
+        grain.MultiprocessingOptions(num_workers=pipe.workers, per_worker_buffer_size=2)))
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> tuple[int, dict[str, np.ndarray]]:
+    try:
+      batch = next(self._iter)
+    except RuntimeError as e:
+      if "terminated unexpectedly" not in str(e):
+        raise
+      code = re.search(r"exit code (-?\d+)", str(e))
+      why = " (killed: by the out-of-memory killer?)" if code and code.group(1) == "-9" else ""
+      raise sources.DataError(f"A data worker process died with exit code {code.group(1) if code else '?'}{why} "
+                              f"while making the batch of step {self._step}. Rerun to resume from the last "
+                              "checkpoint; with little memory, lower --config.data_workers.") from e
+    step, self._step = self._step, self._step + 1
+    return step, self._pipe._with_lighting(step, batch)
+
+  def close(self) -> None:
+    close = getattr(self._iter, "close", None)
+    if close is not None:
+      close()
 
 
 class _Prefetch:

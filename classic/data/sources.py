@@ -44,19 +44,75 @@ class InMemory:
 
 @dataclasses.dataclass
 class Encoded:
-  """A split kept as encoded records, decoded on access (`read(i) -> (bytes or array, label)`)."""
+  """A split kept as encoded records, decoded on access. `records[i] -> (bytes or array, label)` and
+  `records.where(i)` (a file name, for errors) must pickle: grain's worker processes get a copy."""
 
-  read: Callable[[int], tuple[object, int]]
-  size: int
+  records: object
   num_classes: int
   name: str
 
   def __len__(self) -> int:
-    return self.size
+    return len(self.records)
+
+  def read(self, i: int) -> tuple[object, int]:
+    return self.records[int(i)]
+
+  def where(self, i: int) -> str:
+    return self.records.where(int(i))
 
   def get(self, i: int) -> tuple[np.ndarray, int]:
-    image, label = self.read(int(i))
-    return decode(image, f"{self.name}[{i}]"), label
+    image, label = self.read(i)
+    return decode(image, self.where(i)), label
+
+
+class FolderFiles:
+  """The image files of one split of a folder: paths relative to it, labels; a copy is cheap to pickle."""
+
+  def __init__(self, root: str, paths: np.ndarray, labels: np.ndarray):
+    self.root, self.paths, self.labels = root, paths, labels
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+  def where(self, i: int) -> str:
+    return os.path.join(self.root, self.paths[i].decode())
+
+  def __getitem__(self, i: int) -> tuple[bytes, int]:
+    with open(self.where(i), "rb") as f:
+      return f.read(), int(self.labels[i])
+
+
+class TfdsRecords:
+  """A tfds.data_source split as (encoded image, label) records, each read once."""
+
+  def __init__(self, source, name: str):
+    self.source, self.name = source, name
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def where(self, i: int) -> str:
+    return f"{self.name}[{i}]"
+
+  def __getitem__(self, i: int) -> tuple[object, int]:
+    example = self.source[i]
+    return example["image"], int(example["label"])
+
+
+class SubsetRecords:
+  """Records `keep[i]` of another record set."""
+
+  def __init__(self, records, keep: np.ndarray):
+    self.records, self.keep = records, keep
+
+  def __len__(self) -> int:
+    return len(self.keep)
+
+  def where(self, i: int) -> str:
+    return self.records.where(int(self.keep[i]))
+
+  def __getitem__(self, i: int) -> tuple[object, int]:
+    return self.records[int(self.keep[i])]
 
 
 def decode(image: object, where: str) -> np.ndarray:
@@ -126,15 +182,9 @@ def _save_cache(cache: str, **arrays) -> None:
 def _split_members(path: str, split: str) -> tuple[list[str], list[tuple[str, str]], Callable[[str], bytes]]:
   """(class names, [(member, class)], reader) of a split of a folder or tar archive."""
   if os.path.isdir(path):
-    split_dir = os.path.join(path, split)
-    if not os.path.isdir(split_dir):
-      have = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)) and not d.startswith("."))
-      raise DataError(f"Image folder {path} has no split {split!r} (it has: {', '.join(have) or 'none'}). "
-                      f"Expected layout: {path}/<split>/<class>/<image>.jpg")
-    classes = sorted(d for d in os.listdir(split_dir)
-                     if os.path.isdir(os.path.join(split_dir, d)) and not d.startswith("."))
-    members = [(os.path.join(split_dir, c, f), c) for c in classes
-               for f in sorted(os.listdir(os.path.join(split_dir, c))) if not f.startswith(".")]
+    split_dir = _split_dir(path, split)
+    classes, paths, labels = list_folder(split_dir)
+    members = [(os.path.join(split_dir, p.decode()), classes[label]) for p, label in zip(paths, labels)]
 
     def reader(member: str) -> bytes:
       with open(member, "rb") as f:
@@ -169,6 +219,33 @@ def _split_members(path: str, split: str) -> tuple[list[str], list[tuple[str, st
   return classes, members, contents.pop
 
 
+def _split_dir(path: str, split: str) -> str:
+  split_dir = os.path.join(path, split)
+  if not os.path.isdir(split_dir):
+    have = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)) and not d.startswith("."))
+    raise DataError(f"Image folder {path} has no split {split!r} (it has: {', '.join(have) or 'none'}). "
+                    f"Expected layout: {path}/<split>/<class>/<image>.jpg")
+  return split_dir
+
+
+def list_folder(split_dir: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+  """(sorted class names, relative paths 'class/file' as bytes, int32 labels) of `split_dir`/<class>/*.
+
+  One os.scandir per class folder and a label per class, not per file: ImageNet's 1.28 M training
+  files list in seconds. Files are sorted within each class; hidden entries are skipped.
+  """
+  with os.scandir(split_dir) as entries:
+    classes = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+  paths, labels = [], []
+  for label, c in enumerate(classes):
+    with os.scandir(os.path.join(split_dir, c)) as entries:
+      names = sorted(e.name for e in entries if not e.name.startswith("."))
+    paths.extend(f"{c}/{n}" for n in names)
+    labels.append(np.full(len(names), label, np.int32))
+  return (classes, np.array(paths, dtype=np.bytes_) if paths else np.zeros(0, "S1"),
+          np.concatenate(labels) if labels else np.zeros(0, np.int32))
+
+
 def image_folder(path: str, split: str, *, in_memory: bool, cache_dir: str = "",
                  corrupt: str = "stop"):
   """A split of an image folder; class labels are the sorted class-folder names' indices."""
@@ -184,11 +261,11 @@ def image_folder(path: str, split: str, *, in_memory: bool, cache_dir: str = "",
         return InMemory(z["images"], z["labels"], int(z["num_classes"]), f"{os.path.basename(path)}/{split}")
     except Exception as e:  # a cache written by a killed run: rebuild it
       logging.warning("Ignoring unreadable cache %s (%s)", cache, e)
-  classes, members, reader = _split_members(path, split)
   if not in_memory:
-    labels = np.array([classes.index(c) for _, c in members], np.int32)
-    return Encoded(lambda i: (reader(members[i][0]), int(labels[i])), len(members), len(classes),
+    classes, paths, labels = list_folder(_split_dir(path, split))
+    return Encoded(FolderFiles(os.path.join(path, split), paths, labels), len(classes),
                    f"{os.path.basename(path)}/{split}")
+  classes, members, reader = _split_members(path, split)
   images, labels, skipped = [], [], []
   index = {c: i for i, c in enumerate(classes)}
   for member, c in members:
@@ -252,8 +329,7 @@ def tfds_source(name: str, split: str, *, data_dir: str | None, in_memory: bool,
     raise DataError(f"Cannot open split {split!r} of {name!r}: {e}. Its splits: "
                     f"{', '.join(builder.info.splits)}") from e
   num_classes = builder.info.features["label"].num_classes
-  read = lambda i: (source[i]["image"], int(source[i]["label"]))
-  encoded = Encoded(read, len(source), num_classes, f"{name}/{split}")
+  encoded = Encoded(TfdsRecords(source, f"{name}/{split}"), num_classes, f"{name}/{split}")
   if not in_memory:
     return encoded
   cache = _cache_path(cache_dir, f"tfds:{builder.data_dir}:{split}")
@@ -277,7 +353,7 @@ def subset(source, n: int, seed: int = 0):
   keep = np.sort(np.random.default_rng(seed).permutation(len(source))[:n])
   if isinstance(source, InMemory):
     return InMemory(source.images[keep], source.labels[keep], source.num_classes, f"{source.name}[{n} of]")
-  return Encoded(lambda i: source.read(int(keep[i])), n, source.num_classes, f"{source.name}[{n} of]")
+  return Encoded(SubsetRecords(source.records, keep), source.num_classes, f"{source.name}[{n} of]")
 
 
 def check_classes(source, num_classes: int, what: str = "config.model.num_classes") -> None:
