@@ -132,7 +132,8 @@ def train_step_speed(config, steps: int, warmup: int, profile: int = 0) -> dict:
 
 
 def input_speed(config, batches: int) -> dict:
-  """Images/s of the real input pipeline (decode + augmentation + batching), or why it is unavailable."""
+  """Images/s of the real input pipeline as training runs it (decode + augmentation + batching, in the
+  config's data_workers processes where the data is encoded), or why it is unavailable."""
   from classic.data.pipeline import Pipeline
   from classic.data.sources import DataError
   try:
@@ -141,14 +142,19 @@ def input_speed(config, batches: int) -> dict:
     load_s = time.perf_counter() - t
   except (DataError, FileNotFoundError) as e:
     return {"input_img_per_s": None, "input_unavailable": str(e).splitlines()[0]}
-  pipe.train_batch(0)
-  t = time.perf_counter()
-  for s in range(1, batches + 1):
-    pipe.train_batch(s)
-  elapsed = time.perf_counter() - t
-  pipe.close()
+  stream = pipe.train_iter(0)
+  try:
+    for _ in range(max(1, pipe.workers)):  # the workers start and fill their first batches
+      next(stream)
+    t = time.perf_counter()
+    for _ in range(batches):
+      next(stream)
+    elapsed = time.perf_counter() - t
+  finally:
+    stream.close()
+    pipe.close()
   return {"input_img_per_s": batches * config.batch_size / elapsed, "input_load_s": load_s,
-          "dataset": config.dataset}
+          "input_workers": pipe.workers, "dataset": config.dataset}
 
 
 def run(config, steps: int, warmup: int, data_batches: int, profile: int = 0) -> dict:

@@ -11,7 +11,7 @@ r"""Checks a GPU/TPU host end to end in one command and writes one JSON report.
    at 128. Images/s (median of timed steps), compile s, MFU, XLA's memory plan, the device's peak memory.
 4. `input_pipeline`: classic's input pipeline with the resnet50 recipe (scale augmentation + 224 crop +
    flip + PCA lighting) on an ImageNet-like JPEG folder built from scikit-learn's photos
-   (launch/imagenet_like.py): images/s on this host's cores, against the resnet50 step's rate.
+   (launch/imagenet_like.py): images/s with one grain worker per core, against the resnet50 step's rate.
 5. `real_run`: ResNet-20 trained on the CIFAR-10 JPEGs for a few hundred steps through `Trainer`:
    the loss must fall; the evaluation counts all 10,000 test images.
 
@@ -132,7 +132,7 @@ def train_steps(size: dict, bf16_peak: float, keys: list[str]) -> dict:
 
 
 def input_pipeline(size: dict, folder: str) -> dict:
-  from classic.data.pipeline import Pipeline
+  from classic import bench
   from launch import imagenet_like
   t = time.perf_counter()
   imagenet_like.build(folder, size["folder_images"], size["folder_classes"])
@@ -140,21 +140,15 @@ def input_pipeline(size: dict, folder: str) -> dict:
   config = _config("resnet", "resnet50")
   config.dataset, config.model.num_classes = folder, size["folder_classes"]
   config.in_memory, config.batch_size = False, size["input_batch"]
-  pipe = Pipeline(config, train=True)
-  try:
-    pipe.train_batch(0)  # warm: thread pool, file list
-    times = []
-    for s in range(1, size["input_batches"] + 1):
-      t = time.perf_counter()
-      batch = pipe.train_batch(s)
-      times.append(time.perf_counter() - t)
-  finally:
-    pipe.close()
+  r = bench.input_speed(config, size["input_batches"])
+  if r["input_img_per_s"] is None:
+    return {"error": r["input_unavailable"]}
   return {"recipe": f"{config.variant}: augment={config.augment} scale_range={tuple(config.scale_range)} "
                     f"pca_lighting={config.pca_lighting} image_size={config.image_size}",
-          "images": size["folder_images"], "batch": config.batch_size, "batches": len(times),
-          "img_per_s": config.batch_size * len(times) / sum(times), "batch_shape": list(batch["image"].shape),
-          "folder_build_s": build_s, "workers": "threads", "host_cpus": os.cpu_count()}
+          "images": size["folder_images"], "batch": config.batch_size, "batches": size["input_batches"],
+          "img_per_s": r["input_img_per_s"], "workers": r["input_workers"],
+          "batch_shape": [config.batch_size, config.image_size, config.image_size, config.channels],
+          "folder_build_s": build_s, "host_cpus": os.cpu_count()}
 
 
 def real_run(size: dict, cifar: str) -> dict:

@@ -28,6 +28,8 @@ from classic.train.writers import MetricWriter, Progress
 
 # Steps between the processes' agreement on a stop signal (multi-host only): one small all-gather.
 STOP_SYNC_EVERY = 10
+# Above this fraction of a logging window spent waiting for the next batch, the run warns (once).
+INPUT_BOUND_FRAC = 0.10
 
 
 class NonFiniteError(Exception):
@@ -94,6 +96,7 @@ class Trainer:
     self.checkpointer = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
     self.start_step = 0
     self._window: list[dict[str, float]] = []
+    self._warned_input_bound = False
     if self.checkpointer.latest_step() is not None:
       self.state, position = self.checkpointer.restore(checkpoint.abstract(self.state))
       self.start_step = int(position["step"])
@@ -206,6 +209,7 @@ class Trainer:
           window = []
           img_per_s = (step - last_log_step) * c.batch_size / max(now - last_log_time, 1e-9)
           summary.update({"img_per_s": img_per_s, "wait_for_data_frac": data_time / max(now - last_log_time, 1e-9)})
+          self._warn_if_input_bound(summary["wait_for_data_frac"], step)
           data_time = 0.0
           last_log_time, last_log_step = now, step
           if step % c.eval_every == 0 or step == c.train_steps:
@@ -227,6 +231,19 @@ class Trainer:
       writer.close()
       stop.uninstall()
     return {"step": step, **last}
+
+  def _warn_if_input_bound(self, wait_frac: float, step: int) -> None:
+    """Warns once per run when the step waited for the input pipeline more than 10 % of the time."""
+    if wait_frac <= INPUT_BOUND_FRAC or self._warned_input_bound:
+      return
+    self._warned_input_bound = True
+    workers = self.train_data.workers
+    logging.warning(
+        "The train step waited for data %.0f%% of the time up to step %d: the input pipeline is the "
+        "bottleneck (%s). %s", 100 * wait_frac, step,
+        f"{workers} data worker processes" if workers else "decoding in this process",
+        "Give it more cores (--config.data_workers), keep small data sets in memory (--config.in_memory=True), "
+        "or measure it alone: python -m classic.bench --config=... (input_img_per_s).")
 
   def _agree_to_stop(self, stop: "StopRequest", step: int) -> bool:
     """Whether every process stops after `step`. A signal may reach one host only (a preempted VM);

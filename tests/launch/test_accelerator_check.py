@@ -30,7 +30,7 @@ def test_reduced_check_writes_every_section(tmp_path):
   assert step["img_per_s"] == pytest.approx(step["batch"] / step["step_s_median"])
   assert step["mfu"] == pytest.approx(step["train_flops_per_s"] / r["matmul_peak"]["bf16_flops_per_s"])
   ip = r["input_pipeline"]
-  assert ip["img_per_s"] > 0 and ip["batch_shape"] == [ip["batch"], 224, 224, 3]
+  assert ip["img_per_s"] > 0 and ip["batch_shape"] == [ip["batch"], 224, 224, 3] and ip["workers"] >= 1
   assert "augment=imagenet" in ip["recipe"] and "pca_lighting=0.1" in ip["recipe"]
   assert ip["step_img_per_s"] is None and ip["input_over_step"] is None   # resnet50 was not timed
   run = r["real_run"]

@@ -156,3 +156,33 @@ def test_resnet20_trains_on_the_shared_cifar10_jpegs(tmp_path):
   assert last < first - 0.4, (first, last)        # seen: 2.8 -> 1.85
   assert metrics[-1]["eval/top1"] > 0.2           # chance is 0.10
   assert metrics[-1]["eval/loss"] < np.log(10)    # better than a uniform guess
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoded JPEGs streamed through a grain worker process (in_memory=False, data_workers=1).
+
+
+def test_streamed_folder_same_steps_on_4_devices_and_bitwise_resume(tmp_path):
+  """The batch of a step is a function of (seed, step) through worker processes too: 1 device = 4
+  devices (to summation order, as above), and a run stopped at its step-2 checkpoint and rerun gives
+  exactly the uninterrupted run's numbers."""
+  from launch import imagenet_like
+  folder = imagenet_like.build(tmp_path / "jpegs", images=64, classes=4)
+  args = ["--config=configs/resnet.py:resnet20", f"--config.dataset={folder}", "--config.in_memory=False",
+          "--config.data_workers=1", "--config.model.num_classes=4", "--config.model.depth=8",
+          "--config.augment=inception", "--config.eval_split=train", "--config.eval_batch_size=64",
+          "--config.batch_size=16", "--config.log_every=1", "--config.eval_every=4",
+          "--config.checkpoint_every=2", "--config.optimizer.lr=0.01"]
+  run_main(*args, "--config.train_steps=4", f"--workdir={tmp_path / 'one'}")
+  run_main(*args, "--config.train_steps=4", f"--workdir={tmp_path / 'four'}", devices=4)
+  run_main(*args, "--config.train_steps=2", f"--workdir={tmp_path / 'resumed'}")
+  run_main(*args, "--config.train_steps=4", f"--workdir={tmp_path / 'resumed'}", "--override_config")
+  one, four, resumed = (_numbers(tmp_path / name) for name in ("one", "four", "resumed"))
+  assert len(one) == 4 and one[-1]["eval/count"] == 64
+  train = lambda ms: [{k: v for k, v in m.items() if k.startswith("train/")} for m in ms]
+  assert train(resumed) == train(one) and resumed[-1] == one[-1]   # bitwise: the same floats
+  assert "eval/top1" in resumed[1]             # (the stopped run evaluated at its last step, 2)
+  for step, (a, b) in enumerate(zip(four, one), 1):
+    for k in a:
+      np.testing.assert_allclose(a[k], b[k], rtol=(STEP1_RTOL if step == 1 else LATER_RTOL).get(k, 1e-4),
+                                 err_msg=f"step {step} {k}")
