@@ -23,14 +23,18 @@ import time
 from absl import app, flags
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file and variant.", lock_config=False)
-_BATCH = flags.DEFINE_integer("batch", 0, "Global batch size (default: the config's).")
-_STEPS = flags.DEFINE_integer("steps", 20, "Timed train steps (0: compile only).")
-_WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
-_DATA_BATCHES = flags.DEFINE_integer("data_batches", 20, "Batches timed for the input pipeline (0: skip).")
-_JSON = flags.DEFINE_bool("json", False, "Print one JSON object.")
-_PROFILE = flags.DEFINE_integer("profile", 0, "Trace this many more steps and print the top XLA ops.")
-flags.mark_flag_as_required("config")
+
+
+def define_flags() -> None:
+  """The command's flags; defined only when it runs as a command, so other commands can import this."""
+  config_flags.DEFINE_config_file("config", None, "Config file and variant.", lock_config=False)
+  flags.DEFINE_integer("batch", 0, "Global batch size (default: the config's).")
+  flags.DEFINE_integer("steps", 20, "Timed train steps (0: compile only).")
+  flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
+  flags.DEFINE_integer("data_batches", 20, "Batches timed for the input pipeline (0: skip).")
+  flags.DEFINE_bool("json", False, "Print one JSON object.")
+  flags.DEFINE_integer("profile", 0, "Trace this many more steps and print the top XLA ops.")
+  flags.mark_flag_as_required("config")
 
 
 def call_times(fn, calls: int, warmup: int = 0) -> list[float]:
@@ -172,13 +176,14 @@ def run(config, steps: int, warmup: int, data_batches: int, profile: int = 0) ->
 
 def main(argv):
   del argv
-  config = _CONFIG.value
+  f = flags.FLAGS
+  config = f.config
   from classic.train import mesh
   mesh.cpu_performance_flags()
-  if _BATCH.value:
-    config.batch_size = _BATCH.value
-  result = run(config, _STEPS.value, _WARMUP.value, _DATA_BATCHES.value, _PROFILE.value)
-  if _JSON.value:
+  if f.batch:
+    config.batch_size = f.batch
+  result = run(config, f.steps, f.warmup, f.data_batches, f.profile)
+  if f.json:
     print(json.dumps(result))
     return
   profile = result.pop("profile_ms_per_step", None)
@@ -193,4 +198,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

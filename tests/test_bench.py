@@ -34,7 +34,7 @@ def test_bench_names_a_dataset_it_cannot_read():
 def test_bench_compile_only_and_cpu_flags():
   """--steps=0 compiles and stops; on a CPU-only install YNNPACK is off (docs/performance.md)."""
   code = ("import os, sys; sys.argv = ['bench', '--config=configs/resnet.py:resnet20', '--batch=8', "
-          "'--steps=0', '--data_batches=0', '--json']; from absl import app; from classic import bench; "
+          "'--steps=0', '--data_batches=0', '--json']; from absl import app; from classic import bench; bench.define_flags(); "
           "import atexit; atexit.register(lambda: print('XLA_FLAGS=' + os.environ.get('XLA_FLAGS', ''))); "
           "app.run(bench.main)")
   out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,

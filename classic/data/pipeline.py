@@ -294,6 +294,8 @@ class _GrainBatches:
     local = pipe.local_batch
     records = grain.MapDataset.range(start * local, (start + 2**40) * local)
     batches = records.map(_GrainExample(pipe.maker, local, pipe.row0)).batch(local, batch_fn=stack)
+    # One thread a worker: a worker is a core, and data_workers=-1 gives one per core. (Two threads in
+    # one worker also fill 2 cores, as PIL releases the GIL: docs/performance.md, "Input pipeline".)
     self._iter = iter(batches.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=1)).mp_prefetch(
         grain.MultiprocessingOptions(num_workers=pipe.workers, per_worker_buffer_size=2)))
 
