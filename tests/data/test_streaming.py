@@ -121,3 +121,22 @@ def test_listing_a_folder_labels_every_file_by_its_class(tmp_path):
   assert len(classes) == 30 and len(paths) == len(labels) == 1200
   assert all(p.decode().split("/")[0] == classes[label] for p, label in zip(paths, labels))
   assert list(labels) == sorted(labels)
+
+
+def test_a_run_waiting_for_data_warns_once(caplog):
+  """Above 10 % of a logging window spent waiting for the next batch, the trainer says so, once."""
+  import logging
+  import types
+
+  from classic.train.loop import Trainer
+  trainer = Trainer.__new__(Trainer)   # only the warning's own state
+  trainer._warned_input_bound, trainer.train_data = False, types.SimpleNamespace(workers=2)
+  with caplog.at_level(logging.WARNING):
+    trainer._warn_if_input_bound(0.05, 100)
+    assert not caplog.records
+    trainer._warn_if_input_bound(0.4, 200)
+    trainer._warn_if_input_bound(0.6, 300)
+  assert len(caplog.records) == 1
+  message = caplog.records[0].getMessage()
+  assert "waited for data 40% of the time up to step 200" in message and "2 data worker processes" in message
+  assert "--config.data_workers" in message
