@@ -35,16 +35,6 @@ import traceback
 
 from absl import app, flags, logging
 
-_OUT = flags.DEFINE_string("out", "accelerator_check.json", "Where to write the JSON report.")
-_SIZE = flags.DEFINE_enum("size", "auto", ["auto", "full", "reduced"],
-                          "full: the real sizes (GPU/TPU); reduced: toy sizes; auto: reduced on CPU.")
-_CIFAR = flags.DEFINE_string("cifar", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
-                                                   "cifar10-jpg.tar.gz"),
-                             "The CIFAR-10 JPEG archive (or folder) for the real run.")
-_MODELS = flags.DEFINE_list("models", "resnet50_bf16,resnet20,inception_v3_bf16",
-                            "Train steps to time, by report key (the default: all three).")
-_FOLDER = flags.DEFINE_string("folder", "", "Where to build the ImageNet-like JPEGs (default: a temporary dir).")
-
 # (report key, config file, variant, half_precision, batch per device)
 MODELS = (("resnet50_bf16", "resnet", "resnet50", True, 256),
           ("resnet20", "resnet", "resnet20", False, 128),
@@ -246,21 +236,37 @@ def summary(report: dict) -> str:
   return "\n".join(lines)
 
 
+def define_flags() -> None:
+  """The command's flags; defined only when it runs as a command, so that tests and other commands can
+  import this module."""
+  flags.DEFINE_string("out", "accelerator_check.json", "Where to write the JSON report.")
+  flags.DEFINE_enum("size", "auto", ["auto", "full", "reduced"],
+                    "full: the real sizes (GPU/TPU); reduced: toy sizes; auto: reduced on CPU.")
+  flags.DEFINE_string("cifar", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
+                                            "cifar10-jpg.tar.gz"),
+                      "The CIFAR-10 JPEG archive (or folder) for the real run.")
+  flags.DEFINE_list("models", ",".join(m[0] for m in MODELS),
+                    "Train steps to time, by report key (the default: all three).")
+  flags.DEFINE_string("folder", "", "Where to build the ImageNet-like JPEGs (default: a temporary dir).")
+
+
 def main(argv):
   del argv
-  unknown = sorted(set(_MODELS.value) - {m[0] for m in MODELS})
+  f = flags.FLAGS
+  unknown = sorted(set(f.models) - {m[0] for m in MODELS})
   if unknown:
     print(f"error: --models: unknown {', '.join(unknown)}; known: {', '.join(m[0] for m in MODELS)}.", file=sys.stderr)
     sys.exit(2)
   from classic.train import mesh
   mesh.cpu_performance_flags()
-  report = run(_SIZE.value, _CIFAR.value, _FOLDER.value, _MODELS.value)
-  with open(_OUT.value, "w") as f:
-    json.dump(report, f, indent=1)
+  report = run(f.size, f.cifar, f.folder, f.models)
+  with open(f.out, "w") as out:
+    json.dump(report, out, indent=1)
   print(summary(report))
-  print(f"report: {os.path.abspath(_OUT.value)}")
+  print(f"report: {os.path.abspath(f.out)}")
   sys.exit(1 if report["failed"] else 0)
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
