@@ -50,13 +50,12 @@ def call_times(fn, calls: int, warmup: int = 0) -> list[float]:
   return times
 
 
-def matmul_peak(n: int = 4096, repeats: int = 5) -> float:
-  """fp32 FLOP/s of an n x n matrix product on the default device (median of `repeats`)."""
+def matmul_peak(n: int = 4096, repeats: int = 5, dtype: str = "float32", warmup: int = 1) -> float:
+  """FLOP/s of an n x n matrix product in `dtype` on the default device (median of `repeats`)."""
   import jax
-  import jax.numpy as jnp
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  a = jax.random.normal(jax.random.key(0), (n, n), dtype)
   f = jax.jit(lambda x, y: x @ y)
-  return 2 * n**3 / statistics.median(call_times(lambda: f(a, a).block_until_ready(), repeats, warmup=1))
+  return 2 * n**3 / statistics.median(call_times(lambda: f(a, a).block_until_ready(), repeats, warmup=warmup))
 
 
 def op_profile(run_step, steps: int, top: int = 15) -> list[tuple[str, float, int]]:

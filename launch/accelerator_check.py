@@ -27,7 +27,6 @@ import importlib.metadata
 import json
 import os
 import platform as platform_lib
-import statistics
 import sys
 import tempfile
 import time
@@ -80,17 +79,9 @@ def _peak_memory_bytes() -> int | None:
 
 
 def matmul_peaks(n: int) -> dict:
-  import jax
-  import jax.numpy as jnp
-
-  from classic.bench import call_times
-  out = {"n": n}
-  for name, dtype in (("bf16", jnp.bfloat16), ("fp32", jnp.float32)):
-    a = jax.random.normal(jax.random.key(0), (n, n), dtype)
-    f = jax.jit(lambda x, y: x @ y)
-    seconds = statistics.median(call_times(lambda: f(a, a).block_until_ready(), 5, warmup=2))
-    out[f"{name}_flops_per_s"] = 2 * n**3 / seconds
-  return out
+  from classic.bench import matmul_peak
+  return {"n": n, **{f"{name}_flops_per_s": matmul_peak(n, 5, dtype, warmup=2)
+                     for name, dtype in (("bf16", "bfloat16"), ("fp32", "float32"))}}
 
 
 def _config(family: str, variant: str):

@@ -7,7 +7,6 @@ checkpoint every `checkpoint_every` steps with the data position. Evaluation cov
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import threading
@@ -22,7 +21,7 @@ from absl import logging
 from classic.data.pipeline import Pipeline
 from classic.data.sources import DataError
 from classic.models import stats
-from classic.train import checkpoint, mesh as mesh_lib, setup, state as state_lib, step as step_lib
+from classic.train import checkpoint, mesh as mesh_lib, setup, state as state_lib
 from classic.train.writers import MetricWriter, Progress
 
 
@@ -151,8 +150,7 @@ class Trainer:
 
     `model`: another module over the same variables (e.g. a lesioned net, classic.lesion).
     """
-    eval_step = self._eval_step if model is None else jax.jit(
-        functools.partial(step_lib.eval_step, model=model, config=self.config), out_shardings=self.repl)
+    eval_step = self._eval_step if model is None else setup.eval_step(model, self.config, self.mesh)
     model_vars = state_lib.variables(self.state, ema=ema)
     totals = None
     for b in range(self.eval_data.num_eval_batches):

@@ -22,7 +22,6 @@ from classic.train import mesh as mesh_lib, optim, state as state_lib, step as s
 
 @dataclasses.dataclass
 class Parts:
-  config: Any
   model: Any
   tx: optax.GradientTransformation
   lr_fn: Callable[[jax.Array], jax.Array]
@@ -42,6 +41,12 @@ class Parts:
     return {"image": jax.ShapeDtypeStruct(shape, jnp.uint8), "label": jax.ShapeDtypeStruct(shape[:1], jnp.int32)}
 
 
+def eval_step(model, config, mesh: Mesh):
+  """jax.jit(eval_step) for `model` (the run's own, or another over its variables: classic.lesion)."""
+  return jax.jit(functools.partial(step_lib.eval_step, model=model, config=config),
+                 out_shardings=mesh_lib.replicated(mesh))
+
+
 def build(config, mesh: Mesh, channels: int | None = None) -> Parts:
   """The parts of a run of `config` on `mesh`; `channels` defaults to config.channels."""
   repl = mesh_lib.replicated(mesh)
@@ -52,6 +57,5 @@ def build(config, mesh: Mesh, channels: int | None = None) -> Parts:
   step_fn = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, lr_fn=lr_fn, config=config),
                     out_shardings=(repl, repl), donate_argnums=0)
   inflight = mesh_lib.CPU_MAX_INFLIGHT if mesh_lib.needs_inflight_bound() else None
-  eval_step = jax.jit(functools.partial(step_lib.eval_step, model=model, config=config), out_shardings=repl)
-  return Parts(config=config, model=model, tx=tx, lr_fn=lr_fn, input_shape=input_shape, init=init,
-               step_fn=step_fn, train_step=mesh_lib.BoundedInflight(step_fn, inflight), eval_step=eval_step)
+  return Parts(model=model, tx=tx, lr_fn=lr_fn, input_shape=input_shape, init=init, step_fn=step_fn,
+               train_step=mesh_lib.BoundedInflight(step_fn, inflight), eval_step=eval_step(model, config, mesh))
