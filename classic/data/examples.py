@@ -41,7 +41,10 @@ def _pixels(image: Image.Image, needed: tuple[float, float]) -> Image.Image:
       image.draft(image.mode if image.mode in ("L", "RGB") else "RGB",
                   (max(1, int(np.ceil(needed[0]))), max(1, int(np.ceil(needed[1])))))
     mode = "L" if image.mode in ("L", "1", "I;16") else "RGB"
-    return image.convert(mode) if image.mode != mode else (image.load() and image)
+    if image.mode != mode:
+      return image.convert(mode)
+    image.load()
+    return image
   except Exception as e:
     raise DecodeError(str(e)) from e
 
@@ -55,6 +58,14 @@ def _box_resize(image: Image.Image, original: tuple[int, int], box: tuple[float,
   return array if array.ndim == 3 else array[..., None]
 
 
+def _crop_of_resized(image: Image.Image, resized: tuple[int, int], x: int, y: int, size: int) -> np.ndarray:
+  """The size x size crop at (x, y) of `image` resized to `resized` (w, h), resampling only the crop's box."""
+  (w, h), (rw, rh) = image.size, resized
+  sx, sy = rw / w, rh / h
+  return _box_resize(_pixels(image, resized), (w, h), (x / sx, y / sy, (x + size) / sx, (y + size) / sy),
+                     (size, size))
+
+
 def scale_augment(data: bytes, rng: np.random.Generator, size: int, scale_range: tuple[int, int]) -> np.ndarray:
   """augment.scale_augment on encoded bytes: shorter side to S ~ U[lo, hi], random size x size crop, flip."""
   image = _open(data)
@@ -63,9 +74,7 @@ def scale_augment(data: bytes, rng: np.random.Generator, size: int, scale_range:
   rw, rh = augment.shorter_side_size(w, h, side)
   y, x = int(rng.integers(0, rh - size + 1)), int(rng.integers(0, rw - size + 1))
   flip = rng.random() < 0.5
-  sx, sy = rw / w, rh / h
-  crop = _box_resize(_pixels(image, (rw, rh)), (w, h), (x / sx, y / sy, (x + size) / sx, (y + size) / sy),
-                     (size, size))
+  crop = _crop_of_resized(image, (rw, rh), x, y, size)
   return crop[:, ::-1] if flip else crop
 
 
@@ -86,10 +95,7 @@ def center_crop(data: bytes, size: int, resize: int) -> np.ndarray:
   rw, rh = augment.shorter_side_size(w, h, resize) if resize else (w, h)
   if rw < size or rh < size:
     return _box_resize(_pixels(image, (size, size)), (w, h), (0, 0, w, h), (size, size))
-  y, x = (rh - size) // 2, (rw - size) // 2
-  sx, sy = rw / w, rh / h
-  return _box_resize(_pixels(image, (rw, rh)), (w, h), (x / sx, y / sy, (x + size) / sx, (y + size) / sy),
-                     (size, size))
+  return _crop_of_resized(image, (rw, rh), (rw - size) // 2, (rh - size) // 2, size)
 
 
 def decoded(data: bytes, shorter_side: int = 0) -> np.ndarray:

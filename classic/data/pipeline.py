@@ -58,7 +58,6 @@ class Pipeline:
     self.local_batch = batch // process_count
     self.row0 = process_index * self.local_batch
     self.seed = config.seed
-    self._perm_cache: tuple[int, np.ndarray] | None = None
     self.vectorised = isinstance(self.source, sources.InMemory) and config.augment in VECTORISED
     self.maker = ExampleMaker(self.source, config, self._pad, self.global_batch)
     # grain worker processes for encoded sources; in-memory arrays are augmented in threads here
@@ -72,16 +71,8 @@ class Pipeline:
   def num_eval_batches(self) -> int:
     return -(-len(self.source) // self.global_batch)
 
-  def _permutation(self, epoch: int) -> np.ndarray:
-    if self._perm_cache is None or self._perm_cache[0] != epoch:
-      self._perm_cache = (epoch, np.random.default_rng([self.seed, epoch, 1]).permutation(len(self.source)))
-    return self._perm_cache[1]
-
   def _indices(self, step: int) -> np.ndarray:
-    n = len(self.source)
-    positions = step * self.global_batch + self.row0 + np.arange(self.local_batch)
-    epochs, within = np.divmod(positions, n)
-    return np.array([self._permutation(int(e))[w] for e, w in zip(epochs, within)])
+    return np.array([self.maker.index(step, row) for row in range(self.row0, self.row0 + self.local_batch)])
 
   def _map(self, fn, items):
     if self._pool is None:
@@ -120,7 +111,7 @@ class Pipeline:
     positions = b * self.global_batch + self.row0 + np.arange(self.local_batch)
     mask = positions < len(self.source)
     idx = np.where(mask, positions, 0)
-    if isinstance(self.source, sources.InMemory) and self.config.eval_crop != "ten_crop" and not self._pad:
+    if isinstance(self.source, sources.InMemory) and self.config.eval_crop != "ten_crop":
       images, labels = self.source.images[idx], self.source.labels[idx]
     else:
       out = stack(self._map(self.maker.eval, [(i,) for i in idx]))
@@ -187,12 +178,17 @@ class ExampleMaker:
       self._perm = (epoch, np.random.default_rng([self.seed, epoch, 1]).permutation(len(self.source)))
     return self._perm[1]
 
-  def train(self, step: int, row: int) -> tuple[np.ndarray, int]:
+  def index(self, step: int, row: int, skip: int = 0) -> int:
+    """The example at global stream position step*B + row (`skip`: the one that many places later in
+    the same epoch's permutation, wrapping around)."""
     epoch, within = divmod(step * self.global_batch + row, len(self.source))
     perm = self._permutation(epoch)
+    return int(perm[(within + skip) % len(perm)])
+
+  def train(self, step: int, row: int) -> tuple[np.ndarray, int]:
     rng = np.random.default_rng([self.seed, step, 3, row])
     for attempt in range(len(self.source)):
-      index = int(perm[(within + attempt) % len(perm)])
+      index = self.index(step, row, attempt)
       try:
         return self._augmented(index, rng)
       except sources.DataError as e:

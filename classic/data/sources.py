@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import os
 import tarfile
 from typing import Callable
@@ -18,6 +17,8 @@ from typing import Callable
 import numpy as np
 from absl import logging
 from PIL import Image
+
+from classic.data import examples
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".webp")
 
@@ -120,12 +121,9 @@ def decode(image: object, where: str) -> np.ndarray:
   if isinstance(image, np.ndarray):
     return image if image.ndim == 3 else image[..., None]
   try:
-    with Image.open(io.BytesIO(image)) as im:
-      im = im.convert("RGB" if im.mode not in ("L", "1", "I;16") else "L")
-      array = np.asarray(im)
-  except Exception as e:
+    return examples.decoded(image)
+  except examples.DecodeError as e:
     raise DataError(f"Cannot decode image {where}: {e}") from e
-  return array if array.ndim == 3 else array[..., None]
 
 
 def load(config, split: str):
