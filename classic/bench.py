@@ -20,8 +20,10 @@ import resource
 import statistics
 import time
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
+
+from classic import command
 
 
 
@@ -177,8 +179,6 @@ def main(argv):
   del argv
   f = flags.FLAGS
   config = f.config
-  from classic.train import mesh
-  mesh.cpu_performance_flags()
   if f.batch:
     config.batch_size = f.batch
   result = run(config, f.steps, f.warmup, f.data_batches, f.profile)
@@ -198,4 +198,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  command.run(main)

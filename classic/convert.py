@@ -19,7 +19,9 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
+
+from classic import command
 
 _FROM = flags.DEFINE_enum("from", None, ["torchvision", "timm", "keras"], "Source zoo.")
 _ARCH = flags.DEFINE_string("arch", None, "Architecture name in the source zoo (e.g. resnet50, "
@@ -102,12 +104,8 @@ def write_workdir(workdir: str, config, variables) -> None:
 
 def main(argv) -> int:
   del argv
-  try:
-    config, variables = convert(_FROM.value, _ARCH.value, _WEIGHTS.value, _NUM_CLASSES.value)
-    write_workdir(os.path.abspath(os.path.expanduser(_WORKDIR.value)), config, variables)
-  except (ValueError, FileNotFoundError, ImportError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+  config, variables = convert(_FROM.value, _ARCH.value, _WEIGHTS.value, _NUM_CLASSES.value)
+  write_workdir(os.path.abspath(os.path.expanduser(_WORKDIR.value)), config, variables)
   n = sum(int(a.size) for a in __import__("jax").tree.leaves(variables["params"]))
   print(f"wrote {_WORKDIR.value}: {config.variant} ({config.model.name}, {n:,} parameters, "
         f"{config.model.num_classes} classes, input {config.image_size}, mean {tuple(config.mean)}, "
@@ -116,4 +114,4 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-  app.run(lambda argv: sys.exit(main(argv)))
+  command.run(lambda argv: sys.exit(main(argv)), lambda e: str(e) if isinstance(e, ImportError) else None)

@@ -20,10 +20,11 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sys
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
+
+from classic import command
 
 _WORKDIRS = flags.DEFINE_multi_string("workdir", None, "Trained run(s) to lesion (repeatable).")
 _EXAMPLES = flags.DEFINE_integer("examples", 0, "Evaluate on N examples drawn at random (fixed) from the eval split "
@@ -108,19 +109,12 @@ def write(rows: list[dict], out: Path) -> list[Path]:
 
 def main(argv):
   del argv
-  from classic.data.sources import DataError
-  from classic.train import mesh
-  mesh.cpu_performance_flags()
   rows = []
-  try:
-    for workdir in _WORKDIRS.value:
-      rows += lesion_run(workdir, _EXAMPLES.value)
-  except (LesionError, DataError, FileNotFoundError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+  for workdir in _WORKDIRS.value:
+    rows += lesion_run(workdir, _EXAMPLES.value)
   paths = write(rows, Path(_OUT.value or _WORKDIRS.value[0]))
   print(json.dumps({"rows": len(rows), "written": [str(p) for p in paths]}))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command.run(main, lambda e: str(e) if isinstance(e, LesionError) else None)

@@ -15,10 +15,11 @@ from __future__ import annotations
 import csv
 import json
 import statistics
-import sys
 from pathlib import Path
 
 from absl import app, flags
+
+from classic import command
 
 _OUT = flags.DEFINE_string("out", "", "Where to write the report (default: the sweep root).")
 
@@ -181,13 +182,9 @@ def main(argv):
   if len(argv) != 2:
     raise app.UsageError("usage: python -m classic.report ROOT [--out=DIR]")
   root = Path(argv[1])
-  try:
-    result = report(root, Path(_OUT.value) if _OUT.value else None)
-  except FileNotFoundError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+  result = report(root, Path(_OUT.value) if _OUT.value else None)
   print(json.dumps(result))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command.run(main)

@@ -15,41 +15,49 @@ import json
 from absl import app, flags
 from ml_collections import config_flags
 
+from classic import command
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file and variant.", lock_config=True)
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead of the table.")
-_ALL = flags.DEFINE_bool("all", False, "A Markdown table of every variant of every config file, "
+_ALL = flags.DEFINE_bool("all", False, "A Markdown table of every model variant (classic.models), "
                          "beside the papers' figures (docs/models.md is made with it).")
 
 # What the papers (or, where a paper gives none, the reference implementation) state.
 PAPER = {
-    "lenet:lenet5": "60,000 params (LeCun 1998 §II.B)",
-    "alexnet:alexnet": "60M params (Krizhevsky 2012 §1)",
-    "alexnet:alexnet_1tower": "61.1M params (torchvision)",
-    "vgg:A": "133M params (Table 2)", "vgg:A_lrn": "133M params (Table 2)", "vgg:B": "133M params (Table 2)",
-    "vgg:C": "134M params (Table 2)", "vgg:D": "138M params (Table 2)", "vgg:E": "144M params (Table 2)",
-    "googlenet:googlenet": "~6.8M params w/o aux heads, 1.5G MACs (Szegedy 2014 Table 1, §5)",
-    "inception_v3:inception_v3": "27.16M params with aux head (torchvision); ~5G MACs (§6)",
-    "inception_v4:inception_v4": "42.68M params (timm)",
-    "inception_v4:inception_resnet_v2_tf_slim": "55.84M params (timm)",
-    "resnet:resnet18": "1.8G FLOPs (mult-adds) (He 2015 Table 1)", "resnet:resnet34": "3.6G (Table 1)",
-    "resnet:resnet50": "3.8G (Table 1)", "resnet:resnet101": "7.6G (Table 1)", "resnet:resnet152": "11.3G (Table 1)",
-    "resnet:plain18": "1.8G (Table 1)", "resnet:plain34": "3.6G (Table 1)",
-    "resnet:resnet20": "0.27M params (Table 6)", "resnet:resnet32": "0.46M (Table 6)",
-    "resnet:resnet44": "0.66M (Table 6)", "resnet:resnet56": "0.85M (Table 6)",
-    "resnet:resnet110": "1.7M (Table 6)", "resnet:resnet1202": "19.4M (Table 6)",
-    "resnet:preact164": "1.7M params (He 2016 Table 2)", "resnet:preact1001": "10.2M params, BN excluded (He 2016)",
+    "lenet5": "60,000 params (LeCun 1998 §II.B)",
+    "alexnet": "60M params (Krizhevsky 2012 §1)",
+    "alexnet_1tower": "61.1M params (torchvision)",
+    "vgg11": "133M params (Table 2)", "vgg11_lrn": "133M params (Table 2)", "vgg13": "133M params (Table 2)",
+    "vgg16_1x1": "134M params (Table 2)", "vgg16": "138M params (Table 2)", "vgg19": "144M params (Table 2)",
+    "googlenet": "~6.8M params w/o aux heads, 1.5G MACs (Szegedy 2014 Table 1, §5)",
+    "inception_v3": "27.16M params with aux head (torchvision); ~5G MACs (§6)",
+    "inception_v4": "42.68M params (timm)",
+    "inception_resnet_v2_tf_slim": "55.84M params (timm)",
+    "resnet18": "1.8G FLOPs (mult-adds) (He 2015 Table 1)", "resnet34": "3.6G (Table 1)",
+    "resnet50": "3.8G (Table 1)", "resnet101": "7.6G (Table 1)", "resnet152": "11.3G (Table 1)",
+    "plain18": "1.8G (Table 1)", "plain34": "3.6G (Table 1)",
+    "resnet20": "0.27M params (Table 6)", "resnet32": "0.46M (Table 6)",
+    "resnet44": "0.66M (Table 6)", "resnet56": "0.85M (Table 6)",
+    "resnet110": "1.7M (Table 6)", "resnet1202": "19.4M (Table 6)",
+    "preact164": "1.7M params (He 2016 Table 2)", "preact1001": "10.2M params, BN excluded (He 2016)",
 }
 
 
 def summarise(config) -> dict:
+  """The table of `config.model` at the config's image size and channels."""
+  return summarise_model(config.model, (config.image_size, config.image_size, config.channels),
+                         config.variant)
+
+
+def summarise_model(model_config, input_shape, label: str) -> dict:
   from classic import models
   from classic.models import stats
 
-  module = models.build(config.model)
-  shape = (1, config.image_size, config.image_size, config.channels)
+  module = models.build(model_config)
+  shape = (1, *input_shape)
   rows = stats.layer_table(module, shape)
   totals = stats.totals(module, shape)
-  return {"variant": config.variant, "input": list(shape[1:]), **totals,
+  return {"variant": label, "input": list(shape[1:]), **totals,
           "layers": [{"path": r.path, "kind": r.kind, "output": list(r.output_shape), "params": r.params,
                       "macs": r.macs} for r in rows]}
 
@@ -64,17 +72,14 @@ def format_table(summary: dict) -> str:
 
 
 def markdown_all() -> str:
-  import importlib
+  from classic import models
 
-  from configs import common
-
-  lines = ["| config:variant | input | parameters | MACs / image | paper or reference |",
+  lines = ["| model variant | input | parameters | MACs / image | paper or reference |",
            "|---|---|---:|---:|---|"]
-  for family, variant in common.all_variants():
-    config = importlib.import_module(f"configs.{family}").get_config(variant)
-    s = summarise(config)
-    lines.append(f"| `{family}:{variant}` | {'x'.join(map(str, s['input']))} | {s['params']:,} | "
-                 f"{s['macs'] / 1e6:,.1f} M | {PAPER.get(f'{family}:{variant}', '')} |")
+  for variant in models.variant_names():
+    s = summarise_model(models.config(variant), models.input_shape(variant), variant)
+    lines.append(f"| `{variant}` | {'x'.join(map(str, s['input']))} | {s['params']:,} | "
+                 f"{s['macs'] / 1e6:,.1f} M | {PAPER.get(variant, '')} |")
   return "\n".join(lines)
 
 
@@ -93,4 +98,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command.run(main)

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
+
+from classic import command
 
 
 
@@ -64,12 +65,12 @@ def _deconv_relu():
 
 @contextlib.contextmanager
 def deconvnet_mode():
-  """Inside, model code's `nn.relu` rectifies the backward signal and LRN passes it unchanged."""
+  """Inside, every model's ReLU (classic.models.layers.relu, the one every family calls) rectifies
+  the backward signal, and LRN passes it unchanged (flax method interception)."""
   import flax.linen as nn
   import jax
 
-  from classic.models.layers import LocalResponseNorm
-  relu = _deconv_relu()
+  from classic.models.layers import LocalResponseNorm, relu_rule
 
   def interceptor(next_fun, args, kwargs, context):
     if isinstance(context.module, LocalResponseNorm) and context.method_name == "__call__":
@@ -77,13 +78,8 @@ def deconvnet_mode():
       return x + jax.lax.stop_gradient(next_fun(*args, **kwargs) - x)
     return next_fun(*args, **kwargs)
 
-  saved = nn.relu
-  nn.relu = relu
-  try:
-    with nn.intercept_methods(interceptor):
-      yield
-  finally:
-    nn.relu = saved
+  with relu_rule(_deconv_relu()), nn.intercept_methods(interceptor):
+    yield
 
 
 # --- loading a run ------------------------------------------------------------------------------
@@ -266,33 +262,26 @@ def main(argv):
   import numpy as np
   F = flags.FLAGS
 
-  from classic.data.sources import DataError
-  from classic.train import mesh
-  mesh.cpu_performance_flags()
   out = Path(F.out or F.workdir)
   out.mkdir(parents=True, exist_ok=True)
-  try:
-    config, model, variables, pipe = load(F.workdir)
-    if F.occlusion:
-      indices = [int(i) for i in F.indices]
-      inputs, shown, labels = eval_images(pipe, config, max(indices) + 1)
-      pick = np.asarray(indices)
-      inputs, shown, labels = inputs[pick], shown[pick], labels[pick]
-      patch = F.patch or max(1, config.image_size // 4)
-      maps, _ = occlusion(model, variables, inputs, labels, patch, F.stride or max(1, patch // 4))
-      path = write_occlusion(maps, shown, labels, indices, out)
-    else:
-      if not F.layer:
-        raise VisualizeError("give --layer=NAME (a feature map, e.g. conv5_out) or --occlusion.")
-      inputs, shown, _ = eval_images(pipe, config, F.images)
-      rows = deconvnet(model, variables, inputs, F.layer, F.channels, F.top)
-      path = write_deconv(rows, shown, F.layer, out)
-  except (VisualizeError, DataError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+  config, model, variables, pipe = load(F.workdir)
+  if F.occlusion:
+    indices = [int(i) for i in F.indices]
+    inputs, shown, labels = eval_images(pipe, config, max(indices) + 1)
+    pick = np.asarray(indices)
+    inputs, shown, labels = inputs[pick], shown[pick], labels[pick]
+    patch = F.patch or max(1, config.image_size // 4)
+    maps, _ = occlusion(model, variables, inputs, labels, patch, F.stride or max(1, patch // 4))
+    path = write_occlusion(maps, shown, labels, indices, out)
+  else:
+    if not F.layer:
+      raise VisualizeError("give --layer=NAME (a feature map, e.g. conv5_out) or --occlusion.")
+    inputs, shown, _ = eval_images(pipe, config, F.images)
+    rows = deconvnet(model, variables, inputs, F.layer, F.channels, F.top)
+    path = write_deconv(rows, shown, F.layer, out)
   print(json.dumps({"written": str(path)}))
 
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  command.run(main, lambda e: str(e) if isinstance(e, VisualizeError) else None)

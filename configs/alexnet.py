@@ -19,30 +19,18 @@ from configs import common
 STEPS_PER_EPOCH = 10_009  # 1,281,167 / 128
 
 
-def _alexnet(one_tower: bool):
-  c = common.imagenet(image_size=224 if one_tower else 227, batch_size=128, train_steps=90 * STEPS_PER_EPOCH,
-                      eval_every=5 * STEPS_PER_EPOCH, scale_range=(256, 256), pca_lighting=0.1)
-  c.optimizer.name = "sgd"
-  c.optimizer.momentum = 0.9
+def alexnet(model_variant: str):
+  c = common.imagenet(model_variant, batch_size=128,
+                      train_steps=90 * STEPS_PER_EPOCH, eval_every=5 * STEPS_PER_EPOCH,
+                      scale_range=(256, 256), pca_lighting=0.1)
   c.optimizer.weight_decay = 5e-4
   common.steps_schedule(c, 0.01, [e * STEPS_PER_EPOCH for e in (30, 60, 80)])
-  c.model.name = "alexnet"
-  c.model.num_classes = 1000
-  c.model.widths = (64, 192, 384, 256, 256) if one_tower else (96, 256, 384, 384, 256)
-  c.model.groups = 1 if one_tower else 2
-  c.model.lrn = not one_tower
-  c.model.overlap_pool = True
-  c.model.dropout = 0.5
-  c.model.conv1_pad = 2 if one_tower else 0
-  c.model.adaptive_pool = 6 if one_tower else 0
-  c.model.fc_width = 4096
-  c.model.tower_axis = ""   # 'model': place the towers on the devices of that mesh axis
   return c
 
 
 VARIANTS = {
-    "alexnet": functools.partial(_alexnet, False),
-    "alexnet_1tower": functools.partial(_alexnet, True),
+    "alexnet": functools.partial(alexnet, "alexnet"),
+    "alexnet_1tower": functools.partial(alexnet, "alexnet_1tower"),
 }
 
 

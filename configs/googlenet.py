@@ -24,12 +24,11 @@ STEPS_PER_EPOCH = 5005            # 1,281,167 / 256
 CAFFE_MEAN = (123.0, 117.0, 104.0)  # bvlc_googlenet's mean_value (104, 117, 123) in BGR
 
 
-def googlenet(**model):
-  c = common.imagenet(image_size=224, batch_size=256, train_steps=250 * STEPS_PER_EPOCH,
-                      eval_every=10 * STEPS_PER_EPOCH, augment="inception", mean=CAFFE_MEAN, std=(1.0, 1.0, 1.0))
-  c.optimizer.name = "sgd"
+def googlenet(model_variant: str):
+  c = common.imagenet(model_variant, batch_size=256, train_steps=250 * STEPS_PER_EPOCH,
+                      eval_every=10 * STEPS_PER_EPOCH, augment="inception", mean=CAFFE_MEAN,
+                      std=(1.0, 1.0, 1.0))
   c.optimizer.lr = 0.08
-  c.optimizer.momentum = 0.9
   c.optimizer.weight_decay = 2e-4
   c.optimizer.decay_params = "kernels"
   c.optimizer.schedule = "exponential"
@@ -37,32 +36,11 @@ def googlenet(**model):
   c.optimizer.factor = 0.96
   c.aux_weight = 0.3
   c.ema_decay = 0.9999
-  c.model.name = "googlenet"
-  c.model.num_classes = 1000
-  c.model.aux_heads = True
-  c.model.bn = False
-  c.model.lrn = True
-  c.model.factorization = "5x5"
-  c.model.branch5x5_kernel = 5
-  c.model.ceil_pool = False
-  c.model.bn_epsilon = 1e-5
-  c.model.pool4_window = 3
-  c.model.dropout = 0.4
-  c.model.aux_dropout = 0.7
-  c.model.bn_group_size = 0
-  for key, value in model.items():
-    c.model[key] = value
   return c
 
 
-VARIANTS = {
-    "googlenet": googlenet,
-    "googlenet_noaux": functools.partial(googlenet, aux_heads=False),
-    "googlenet_3x3x2": functools.partial(googlenet, factorization="3x3x2"),
-    "googlenet_1xn": functools.partial(googlenet, factorization="1xn"),
-    "googlenet_torchvision": functools.partial(googlenet, bn=True, lrn=False, branch5x5_kernel=3,
-                                               ceil_pool=True, bn_epsilon=1e-3, pool4_window=2),
-}
+VARIANTS = {name: functools.partial(googlenet, name) for name in
+            ("googlenet", "googlenet_noaux", "googlenet_3x3x2", "googlenet_1xn", "googlenet_torchvision")}
 
 
 def get_config(arg=None):

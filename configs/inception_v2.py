@@ -21,38 +21,25 @@ from configs import common
 STEPS_PER_EPOCH = 5005  # 1,281,167 / 256
 
 
-def inception_v2(lr: float = 0.045, **model):
-  c = common.imagenet(image_size=224, batch_size=256, train_steps=100 * STEPS_PER_EPOCH,
-                      eval_every=5 * STEPS_PER_EPOCH, augment="inception", mean=common.TF_MEAN, std=common.TF_STD)
-  c.optimizer.name = "sgd"
+def inception_v2(model_variant: str, lr: float = 0.045):
+  c = common.imagenet(model_variant, batch_size=256, train_steps=100 * STEPS_PER_EPOCH,
+                      eval_every=5 * STEPS_PER_EPOCH, augment="inception", mean=common.TF_MEAN,
+                      std=common.TF_STD)
   c.optimizer.lr = lr
-  c.optimizer.momentum = 0.9
   c.optimizer.weight_decay = 4e-5
   c.optimizer.decay_params = "kernels"
   c.optimizer.schedule = "exponential"
   c.optimizer.decay_every = round(8 / 6 * STEPS_PER_EPOCH)
   c.optimizer.factor = 0.96
   c.aux_weight = 0.3
-  c.ema_decay = 0.0
-  c.model.name = "inception_v2"
-  c.model.num_classes = 1000
-  c.model.factorization = "3x3x2"
-  c.model.widths = "figure5"
-  c.model.aux_heads = False
-  c.model.dropout = 0.0
-  c.model.aux_dropout = 0.7
-  c.model.bn_epsilon = 1e-3
-  c.model.bn_group_size = 0
-  for key, value in model.items():
-    c.model[key] = value
   return c
 
 
 VARIANTS = {
-    "inception_v2": inception_v2,
-    "inception_v2_x5": functools.partial(inception_v2, lr=0.0075),
-    "inception_v2_slim": functools.partial(inception_v2, widths="slim"),
-    "inception_v2_5x5": functools.partial(inception_v2, factorization="5x5"),
+    "inception_v2": functools.partial(inception_v2, "inception_v2"),
+    "inception_v2_x5": functools.partial(inception_v2, "inception_v2", lr=0.0075),
+    "inception_v2_slim": functools.partial(inception_v2, "inception_v2_slim"),
+    "inception_v2_5x5": functools.partial(inception_v2, "inception_v2_5x5"),
 }
 
 

@@ -21,28 +21,14 @@ from configs import common
 STEPS_PER_EPOCH = 5005  # 1,281,167 / 256
 
 
-def inception_v3(**model):
-  c = common.inception_imagenet(STEPS_PER_EPOCH)
+def inception_v3(model_variant: str):
+  c = common.inception_imagenet(model_variant, STEPS_PER_EPOCH)
   c.aux_weight = 0.4                 # TF-slim's auxiliary loss weight
-  c.model.name = "inception_v3"
-  c.model.num_classes = 1000
-  c.model.aux_heads = True
-  c.model.factorization = "1xn"
-  c.model.dropout = 0.2
-  c.model.bn_epsilon = 1e-3
-  c.model.count_include_pad = False
-  c.model.bn_group_size = 0
-  for key, value in model.items():
-    c.model[key] = value
   return c
 
 
-VARIANTS = {
-    "inception_v3": inception_v3,
-    "inception_v3_noaux": functools.partial(inception_v3, aux_heads=False),
-    "inception_v3_nxn": functools.partial(inception_v3, factorization="nxn"),
-    "inception_v3_3x3": functools.partial(inception_v3, factorization="3x3"),
-}
+VARIANTS = {name: functools.partial(inception_v3, name) for name in
+            ("inception_v3", "inception_v3_noaux", "inception_v3_nxn", "inception_v3_3x3")}
 
 
 def get_config(arg=None):

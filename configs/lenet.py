@@ -9,19 +9,9 @@ from configs import common
 
 
 def _lenet(dataset: str):
-  c = common.base()
+  c = common.base("lenet5")
   c.dataset = dataset
-  c.image_size = 32
-  c.channels = 1
   c.mean, c.std = (127.5,), (127.5,)
-  c.model.name = "lenet"
-  c.model.num_classes = 10
-  c.model.activation = "scaled_tanh"
-  c.model.pool = "trainable"
-  c.model.c3 = "sparse"
-  c.model.output = "rbf"
-  c.optimizer.name = "sgd"
-  c.optimizer.momentum = 0.9
   c.optimizer.weight_decay = 0.0
   c.eval_batch_size = 500
   return c

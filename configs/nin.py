@@ -20,33 +20,18 @@ from configs import common
 STEPS_PER_EPOCH_IMAGENET = 20_018  # 1,281,167 / 64
 
 
-def _model(c, blocks, num_classes):
-  from classic.models import nin  # the spec lives with the model
-  c.model.name = "nin"
-  c.model.num_classes = num_classes
-  c.model.blocks = getattr(nin, blocks)
-  c.model.dropout = 0.5
-  c.model.final_relu = True
-
-
 def nin_cifar():
-  c = common.cifar10(train_steps=120_000)
-  c.optimizer.name = "sgd"
-  c.optimizer.momentum = 0.9
-  c.optimizer.weight_decay = 1e-4
+  c = common.cifar10("nin_cifar", train_steps=120_000)
   common.steps_schedule(c, 0.01, [80_000])
-  _model(c, "CIFAR10", 10)
   return c
 
 
 def nin_imagenet():
-  c = common.imagenet(image_size=224, batch_size=64, train_steps=90 * STEPS_PER_EPOCH_IMAGENET,
+  c = common.imagenet("nin_imagenet", batch_size=64,
+                      train_steps=90 * STEPS_PER_EPOCH_IMAGENET,
                       eval_every=5 * STEPS_PER_EPOCH_IMAGENET, scale_range=(256, 256))
-  c.optimizer.name = "sgd"
-  c.optimizer.momentum = 0.9
   c.optimizer.weight_decay = 5e-4
   common.steps_schedule(c, 0.01, [e * STEPS_PER_EPOCH_IMAGENET for e in (30, 60, 80)])
-  _model(c, "IMAGENET", 1000)
   return c
 
 

@@ -19,60 +19,32 @@ CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
 STEPS_PER_EPOCH_IMAGENET = 5005  # 1,281,167 / 256
 
 
-def imagenet(depth: int, residual: bool = True, preact: bool = False):
-  c = common.imagenet(image_size=224, batch_size=256, train_steps=600_000,
+def imagenet(model_variant: str):
+  c = common.imagenet(model_variant, batch_size=256, train_steps=600_000,
                       eval_every=10 * STEPS_PER_EPOCH_IMAGENET, pca_lighting=0.1)
   common.steps_schedule(c, 0.1, [e * STEPS_PER_EPOCH_IMAGENET for e in (30, 60, 90)])
-  c.model.name = "resnet"
-  c.model.num_classes = 1000
-  c.model.depth = depth
-  c.model.stem = "imagenet"
-  c.model.residual = residual
-  c.model.shortcut = "B"
-  c.model.preact = preact
-  c.model.bn_group_size = 0
-  c.model.remat = False
-  c.model.scan_blocks = False
-  c.model.lesion = ()
   return c
 
 
-def cifar(depth: int, residual: bool = True, preact: bool = False):
-  c = common.cifar10(train_steps=64_000)
-  if depth >= 110:
+def cifar(model_variant: str):
+  c = common.cifar10(model_variant, train_steps=64_000)
+  if c.model.depth >= 110:
     c.optimizer.lr = 0.01
     c.optimizer.schedule = "steps"
     c.optimizer.boundaries = (400, 32_000, 48_000)
     c.optimizer.scales = (10.0, 0.1, 0.1)
   else:
     common.steps_schedule(c, 0.1, [32_000, 48_000])
-  c.model.name = "resnet"
-  c.model.num_classes = 10
-  c.model.depth = depth
-  c.model.stem = "cifar"
-  c.model.residual = residual
-  c.model.shortcut = "B" if preact else "A"
-  c.model.preact = preact
-  c.model.bn_group_size = 0
-  c.model.remat = False
-  c.model.scan_blocks = False
-  c.model.lesion = ()
   return c
 
 
 VARIANTS = {}
-for _d in IMAGENET_DEPTHS:
-  VARIANTS[f"resnet{_d}"] = functools.partial(imagenet, _d)
-for _d in (18, 34):
-  VARIANTS[f"plain{_d}"] = functools.partial(imagenet, _d, residual=False)
-for _d in CIFAR_DEPTHS:
-  VARIANTS[f"resnet{_d}"] = functools.partial(cifar, _d)
-for _d in (20, 32, 44, 56, 110):
-  VARIANTS[f"plain{_d}"] = functools.partial(cifar, _d, residual=False)
-for _d in (18, 34, 50, 101, 152, 200):
-  VARIANTS[f"preact{_d}"] = functools.partial(imagenet, _d, preact=True)
-for _d in (110, 164, 1001):
-  VARIANTS[f"preact{_d}"] = functools.partial(cifar, _d, preact=True)
+for _name in [f"{kind}{d}" for kind, depths in (("resnet", IMAGENET_DEPTHS), ("plain", (18, 34)),
+                                                 ("preact", (18, 34, 50, 101, 152, 200))) for d in depths]:
+  VARIANTS[_name] = functools.partial(imagenet, _name)
+for _name in [f"{kind}{d}" for kind, depths in (("resnet", CIFAR_DEPTHS), ("plain", (20, 32, 44, 56, 110)),
+                                                 ("preact", (110, 164, 1001))) for d in depths]:
+  VARIANTS[_name] = functools.partial(cifar, _name)
 
 
 def get_config(arg=None):

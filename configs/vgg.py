@@ -17,36 +17,25 @@ import functools
 from configs import common
 
 STEPS_PER_EPOCH = 5005  # 1,281,167 / 256
-ALIASES = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
+# Table 1's columns, by the model variants' names (C has no depth name of its own: vgg16_1x1).
+COLUMNS = {"A": "vgg11", "A_lrn": "vgg11_lrn", "B": "vgg13", "C": "vgg16_1x1", "D": "vgg16", "E": "vgg19"}
 
 
-def vgg(config_name: str, bn: bool = False):
-  c = common.imagenet(image_size=224, batch_size=256, train_steps=370_000, eval_every=5 * STEPS_PER_EPOCH,
-                      scale_range=(256, 256), pca_lighting=0.1)
-  c.optimizer.name = "sgd"
-  c.optimizer.momentum = 0.9
+def vgg(model_variant: str):
+  c = common.imagenet(model_variant, batch_size=256, train_steps=370_000,
+                      eval_every=5 * STEPS_PER_EPOCH, scale_range=(256, 256), pca_lighting=0.1)
   c.optimizer.weight_decay = 5e-4
   common.steps_schedule(c, 0.01, [e * STEPS_PER_EPOCH for e in (20, 40, 60)])
-  c.model.name = "vgg"
-  c.model.num_classes = 1000
-  c.model.config_name = config_name
-  c.model.bn = bn
-  c.model.lrn = config_name == "A_lrn"
-  c.model.fully_conv = False
-  c.model.conv5x5 = False
-  c.model.adaptive_pool = 0
-  c.model.dropout = 0.5
-  c.model.bn_group_size = 0
   return c
 
 
 VARIANTS = {}
-for _name in ("A", "A_lrn", "B", "C", "D", "E"):
-  VARIANTS[_name] = functools.partial(vgg, _name)
-for _alias, _name in ALIASES.items():
-  VARIANTS[_alias] = functools.partial(vgg, _name)
-for _name in list(VARIANTS):
-  VARIANTS[f"{_name}_bn"] = functools.partial(vgg, ALIASES.get(_name, _name), bn=True)
+for _column, _model in COLUMNS.items():
+  VARIANTS[_column] = functools.partial(vgg, _model)
+  VARIANTS[f"{_column}_bn"] = functools.partial(vgg, f"{_model}_bn")
+for _model in ("vgg11", "vgg13", "vgg16", "vgg19"):
+  VARIANTS[_model] = functools.partial(vgg, _model)
+  VARIANTS[f"{_model}_bn"] = functools.partial(vgg, f"{_model}_bn")
 
 
 def get_config(arg=None):

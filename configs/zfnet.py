@@ -14,16 +14,10 @@ STEPS_PER_EPOCH = 10_009  # 1,281,167 / 128
 
 
 def zfnet():
-  c = common.imagenet(image_size=224, batch_size=128, train_steps=70 * STEPS_PER_EPOCH,
+  c = common.imagenet("zfnet", batch_size=128, train_steps=70 * STEPS_PER_EPOCH,
                       eval_every=5 * STEPS_PER_EPOCH, scale_range=(256, 256))
-  c.optimizer.name = "sgd"
-  c.optimizer.momentum = 0.9
   c.optimizer.weight_decay = 5e-4
   common.steps_schedule(c, 0.01, [e * STEPS_PER_EPOCH for e in (30, 50)])
-  c.model.name = "zfnet"
-  c.model.num_classes = 1000
-  c.model.lrn = True
-  c.model.dropout = 0.5
   return c
 
 

@@ -11,7 +11,7 @@ r"""Checks a GPU/TPU host end to end in one command and writes one JSON report.
    at 128. Images/s (median of timed steps), compile s, MFU, XLA's memory plan, the device's peak memory.
 4. `input_pipeline`: classic's input pipeline with the resnet50 recipe (scale augmentation + 224 crop +
    flip + PCA lighting) on an ImageNet-like JPEG folder built from scikit-learn's photos
-   (launch/imagenet_like.py): images/s with one grain worker per core, against the resnet50 step's rate.
+   (launch/benchmarks/imagenet_like.py): images/s with one grain worker per core, against the resnet50 step's rate.
 5. `real_run`: ResNet-20 trained on the CIFAR-10 JPEGs for a few hundred steps through `Trainer`:
    the loss must fall; the evaluation counts all 10,000 test images.
 
@@ -114,7 +114,7 @@ def train_steps(size: dict, bf16_peak: float, keys: list[str]) -> dict:
 
 def input_pipeline(size: dict, folder: str) -> dict:
   from classic import bench
-  from launch import imagenet_like
+  from launch.benchmarks import imagenet_like
   t = time.perf_counter()
   imagenet_like.build(folder, size["folder_images"], size["folder_classes"])
   build_s = time.perf_counter() - t
@@ -248,8 +248,8 @@ def main(argv):
   if unknown:
     print(f"error: --models: unknown {', '.join(unknown)}; known: {', '.join(m[0] for m in MODELS)}.", file=sys.stderr)
     sys.exit(2)
-  from classic.train import mesh
-  mesh.cpu_performance_flags()
+  from classic import platform
+  platform.set_up_xla()
   report = run(f.size, f.cifar, f.folder, f.models)
   with open(f.out, "w") as out:
     json.dump(report, out, indent=1)

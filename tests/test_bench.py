@@ -48,14 +48,14 @@ def test_bench_compile_only_and_cpu_flags():
 
 def test_pytorch_side_of_the_comparison():
   pytest.importorskip("torch")
-  out = subprocess.run([sys.executable, "-m", "launch.bench_pytorch", "--model=resnet20", "--batch=8", "--steps=2",
+  out = subprocess.run([sys.executable, "-m", "launch.benchmarks.pytorch", "--model=resnet20", "--batch=8", "--steps=2",
                         "--warmup=1", "--json"], cwd=REPO, capture_output=True, text=True, check=True,
                        timeout=300).stdout
   r = json.loads(out.strip().splitlines()[-1])
   assert r["framework"] == "pytorch" and r["model"] == "resnet20" and r["batch"] == 8
   assert r["img_per_s"] == pytest.approx(8 / r["step_s_median"])
   # the same net: ResNet-20's 0.27 M parameters (He et al. 2015 Table 6)
-  from launch.bench_pytorch import _models
+  from launch.benchmarks.pytorch import _models
   models, _ = _models()
   assert sum(p.numel() for p in models["resnet20"][0]().parameters()) == 269_722  # = classic.summary
 
@@ -76,7 +76,7 @@ def test_bench_profile_lists_the_costliest_xla_ops():
 def test_convolution_benchmark_reads_the_models_convolutions(variant, convolutions, fc_macs):
   """bench_convs times the convolutions the train step runs: all of them (He et al. 2015 §4.2: 6n+1 for
   ResNet-(6n+2), plus the classifier), and nothing else."""
-  out = subprocess.run([sys.executable, "-m", "launch.bench_convs", f"--config=configs/resnet.py:{variant}",
+  out = subprocess.run([sys.executable, "-m", "launch.benchmarks.convs", f"--config=configs/resnet.py:{variant}",
                         "--batch=2", "--reps=1", "--json"], cwd=REPO,
                        capture_output=True, text=True, check=True, timeout=300).stdout
   r = json.loads(out.strip().splitlines()[-1])
@@ -94,10 +94,10 @@ def test_convolution_benchmark_reads_the_models_convolutions(variant, convolutio
 
 
 def test_layer_benchmark_times_each_cpu_form_against_its_textbook_form():
-  out = subprocess.run([sys.executable, "-m", "launch.bench_layers", "--reps=1", "--json"], cwd=REPO,
+  out = subprocess.run([sys.executable, "-m", "launch.benchmarks.layers", "--reps=1", "--json"], cwd=REPO,
                        capture_output=True, text=True, check=True, timeout=600).stdout
   rows = json.loads(out.strip().splitlines()[-1])
-  from launch import bench_layers
+  from launch.benchmarks import layers as bench_layers
   assert len(rows) == len(bench_layers.BN_SHAPES) + len(bench_layers.POOL_SHAPES) + len(bench_layers.POINTWISE)
   assert {r["what"].split()[0] for r in rows} == {"BN", "max", "1x1"}
   assert all(r["textbook_ms"] > 0 and r["classic_ms"] > 0 for r in rows)

@@ -36,6 +36,52 @@ def test_every_variant_resolves_with_the_common_fields_and_a_known_model(family)
     models.build(config.model)  # every model field the config sets is a field of the module
 
 
+@pytest.mark.parametrize("family", CONFIG_FILES)
+def test_config_model_fields_are_the_module_fields_both_ways(family):
+  """A recipe starts from its model variant's full field set: every module field is overridable from
+  the command line (none is missing) and the config restates nothing the module lacks."""
+  module, names = variants(family)
+  for name in names:
+    config = module.get_config(name)
+    fields = models.config_fields(models.get_class(config.model.name))
+    assert set(config.model) - {"name"} == set(fields), f"{family}:{name}"
+    assert all(value is not None for value in config.model.values()), f"{family}:{name}"
+
+
+def test_every_model_variant_has_every_field_and_builds():
+  import dataclasses
+  names = models.variant_names()
+  assert {"resnet50", "plain56", "preact1001", "googlenet_torchvision", "inception_resnet_v2_tf_slim",
+          "vgg16_1x1_bn", "alexnet_1tower", "lenet5", "highway_cifar", "nin_imagenet"} <= set(names)
+  for name in names:
+    block = models.config(name)
+    module = models.build(block)
+    for field, value in block.items():
+      if field != "name":
+        assert getattr(module, field) == value, (name, field)
+    assert set(block) - {"name"} == {f.name for f in dataclasses.fields(module) if f.init} - {
+        "parent", "name", "dtype"}
+
+
+def test_model_variants_overrides_and_their_errors():
+  assert models.config("resnet50", stride_on_3x3=True).stride_on_3x3 is True
+  with pytest.raises(ValueError, match=r"Unknown model variant 'resnet51'.*Did you mean .*resnet50"):
+    models.config("resnet51")
+  with pytest.raises(ValueError, match="did you mean 'stride_on_3x3'"):
+    models.config("resnet50", stride_on_3x33=True)
+
+
+def test_every_module_field_is_one_override_away():
+  """The README's promise for fields that configs once restated by hand and missed."""
+  c = parse("--config=configs/resnet.py:resnet50", "--config.model.stride_on_3x3=True",
+            "--config.model.zero_init_last_bn=True", "--config.model.bn_epsilon=1e-3",
+            "--config.model.width=32")
+  assert (c.model.stride_on_3x3, c.model.zero_init_last_bn, c.model.bn_epsilon, c.model.width) == (
+      True, True, 1e-3, 32)
+  c = parse("--config=configs/vgg.py:D", "--config.model.layers=(((64,3),),((128,3),))")
+  assert models.build(c.model).layers == (((64, 3),), ((128, 3),))
+
+
 def test_unknown_variant_lists_the_valid_ones_and_the_closest():
   from configs import resnet
   with pytest.raises(ValueError, match=r"Unknown variant 'resnet21'.*Did you mean .*resnet20.*Valid variants: .*plain34"):

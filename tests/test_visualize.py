@@ -77,3 +77,30 @@ def test_occlusion_map_equals_direct_evaluation(run, tmp_path):
   x = inputs[3].at[8:24, 40:56].set(0)[None]
   p = jax.nn.softmax(model.apply(variables, x, train=False))[0, int(labels[3])]
   assert float(p) == pytest.approx(float(saved["maps"][1, 1, 5]), rel=1e-4)
+
+
+def test_the_deconvnet_rule_reaches_every_relu_of_googlenet():
+  """ConvBN binds its activation when the class is defined; the rule must still reach it (it once
+  replaced flax's nn.relu globally and missed GoogLeNet and the Inception nets)."""
+  import pathlib
+  import re
+
+  from classic import models
+  from classic.models import layers
+  from classic.visualize import deconvnet_mode
+  for path in pathlib.Path(REPO, "classic", "models").glob("*.py"):
+    code = "\n".join(l for l in path.read_text().splitlines() if not l.lstrip().startswith(("#", '"')))
+    assert not re.search(r"(?<![\w.])(jax\.)?nn\.relu\(", code) or path.name == "layers.py", path
+
+  module = models.build(models.config("googlenet", lrn=False, num_classes=10))
+  x = jax.random.normal(jax.random.key(0), (1, 224, 224, 3))
+  variables = jax.jit(lambda: module.init(jax.random.key(1), x, train=False))()
+  calls = []
+  with layers.relu_rule(lambda v: calls.append(v.shape) or jnp.maximum(v, 0)):
+    jax.eval_shape(lambda: module.apply(variables, x, train=False))
+  assert len(calls) == 57  # every conv of Table 1 (3 in the stem, 6 in each of the 9 modules)
+  grad = lambda: jax.jit(jax.grad(lambda v: module.apply(variables, v, train=False)[0, 3]))(x)
+  plain = grad()
+  with deconvnet_mode():
+    deconv = grad()
+  assert plain.shape == deconv.shape and not np.allclose(plain, deconv)

@@ -9,7 +9,6 @@ A converter builds the classic config and module, takes the shapes of its variab
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Callable, Iterable, Mapping
 
 import jax
@@ -17,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from classic import models
+from classic.train import defaults
 
 
 class ConversionError(ValueError):
@@ -40,11 +40,18 @@ def unknown_arch(arch: str, known: Iterable[str], source: str) -> ConversionErro
   return ConversionError(f"Unknown {source} architecture {arch!r}. Known: {', '.join(sorted(known))}.")
 
 
-def get_config(family: str, variant: str, **model_fields: Any):
-  """configs/<family>.py get_config(variant) with `config.model` fields overridden."""
-  config = importlib.import_module(f"configs.{family}").get_config(variant)
-  for key, value in model_fields.items():
-    config.model[key] = value
+def get_config(model_variant: str, image_size: int, mean_std, **model_fields: Any):
+  """The run config of converted weights: the run defaults, the model variant with `model_fields`
+  (the source's deviations), the source's input size and (mean, std) normalisation, and ImageNet evaluation
+  (centre crop of the image resized to image_size / 0.875: 256 for 224, 342 for 299).
+
+  It holds no training recipe: fine-tuning takes one from configs/ (`--config.init_from=workdir`)."""
+  config = defaults.defaults()
+  config.variant = model_variant
+  config.model = models.config(model_variant, **model_fields)
+  config.dataset, config.eval_split, config.in_memory = "imagenet2012", "validation", False
+  config.image_size, config.eval_resize = image_size, round(image_size / 0.875)
+  config.mean, config.std = map(tuple, mean_std)
   return config
 
 

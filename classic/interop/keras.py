@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from classic.data import normalization
 from classic.interop import common
 
 ResNetDepth = {"resnet50": 50, "resnet101": 101, "resnet152": 152}
-CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
 
 # application name (as keras.applications spells it) -> model name Keras gives it
 APPLICATIONS = {
@@ -99,18 +99,17 @@ def from_keras(model_or_path: Any, arch: str | None = None, num_classes: int | N
   if name.endswith("v2") and name.startswith("resnet"):
     return _resnet_v2(int(name[6:-2]), weights, classes, size)
   if name == "inception_v3":
-    config = common.get_config("inception_v3", "inception_v3", num_classes=classes, aux_heads=False)
+    config = common.get_config("inception_v3", size, normalization.INCEPTION,
+                               num_classes=classes, aux_heads=False)
   else:
-    config = common.get_config("inception_v4", "inception_resnet_v2_tf_slim", num_classes=classes)
-  config.image_size = size
+    config = common.get_config("inception_resnet_v2_tf_slim", size, normalization.INCEPTION,
+                               num_classes=classes)
   return config, _ordered(model, weights, config, name)
 
 
 # ---------------------------------------------------------------------------------------------
 def _vgg(name, weights, classes, size):
-  config = common.get_config("vgg", name, num_classes=classes)
-  config.image_size = size
-  config.mean, config.std = CAFFE_MEAN_RGB, (1.0, 1.0, 1.0)
+  config = common.get_config(name, size, normalization.CAFFE, num_classes=classes)
   m = common.Mapper(weights, common.abstract_variables(config), "keras")
   from classic.models.vgg import stages_for
   for s, stage in enumerate(stages_for(config.model.config_name)):
@@ -122,9 +121,8 @@ def _vgg(name, weights, classes, size):
 
 
 def _resnet_v1(depth, weights, classes, size):
-  config = common.get_config("resnet", f"resnet{depth}", num_classes=classes, bn_epsilon=1.001e-5)
-  config.image_size = size
-  config.mean, config.std = CAFFE_MEAN_RGB, (1.0, 1.0, 1.0)
+  config = common.get_config(f"resnet{depth}", size, normalization.CAFFE, num_classes=classes,
+                             bn_epsilon=1.001e-5)
   m = common.Mapper(weights, common.abstract_variables(config), "keras")
   m.bn("stem/bn", "conv1_bn", shift=m.conv("stem/conv", "conv1_conv", flip_input_channels=True))
   from classic.models.resnet import layout
@@ -142,10 +140,8 @@ def _resnet_v1(depth, weights, classes, size):
 
 
 def _resnet_v2(depth, weights, classes, size):
-  config = common.get_config("resnet", f"preact{depth}", num_classes=classes, bn_epsilon=1.001e-5,
-                             preact_layout="keras", stride_on_3x3=True)
-  config.image_size = size
-  config.mean, config.std = (127.5,) * 3, (127.5,) * 3
+  config = common.get_config(f"preact{depth}", size, normalization.INCEPTION, num_classes=classes,
+                             bn_epsilon=1.001e-5, preact_layout="keras", stride_on_3x3=True)
   m = common.Mapper(weights, common.abstract_variables(config), "keras")
   m.conv("stem_conv", "conv1_conv")
   from classic.models.resnet import layout

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from classic.data import normalization
 from classic.interop import common
 
 KNOWN = ("inception_v4", "inception_resnet_v2")
@@ -27,9 +28,11 @@ def from_timm(arch: str, state_dict: Mapping[str, Any], num_classes: int | None 
   shape = tuple(common.to_numpy(state_dict[f"{head}.weight"]).shape)
   classes = common.check_classes(shape[0], num_classes, f"{head}.weight {shape}")
   if arch == "inception_v4":
-    config = common.get_config("inception_v4", "inception_v4", num_classes=classes, layout="tf_slim")
+    config = common.get_config("inception_v4", 299, normalization.INCEPTION,
+                               num_classes=classes, layout="tf_slim")
   else:
-    config = common.get_config("inception_v4", "inception_resnet_v2_tf_slim", num_classes=classes)
+    config = common.get_config("inception_resnet_v2_tf_slim", 299, normalization.INCEPTION,
+                               num_classes=classes)
   m = common.Mapper(state_dict, common.abstract_variables(config), "torch")
   (_v4 if arch == "inception_v4" else _irv2)(m)
   m.dense("head", head)

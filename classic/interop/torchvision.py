@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from classic.data import normalization
 from classic.interop import common
 
 RESNETS = {f"resnet{d}": d for d in (18, 34, 50, 101, 152)}
@@ -58,7 +59,8 @@ def from_torchvision(arch: str, state_dict: Mapping[str, Any], num_classes: int 
 
 
 def _resnet(depth, sd, classes):
-  config = common.get_config("resnet", f"resnet{depth}", num_classes=classes, stride_on_3x3=True)
+  config = common.get_config(f"resnet{depth}", 224, normalization.IMAGENET,
+                             num_classes=classes, stride_on_3x3=True)
   m = common.Mapper(sd, common.abstract_variables(config), "torch")
   m.conv("stem/conv", "conv1")
   m.bn("stem/bn", "bn1")
@@ -79,7 +81,8 @@ def _resnet(depth, sd, classes):
 
 def _vgg(arch, sd, classes):
   bn = arch.endswith("_bn")
-  config = common.get_config("vgg", arch, num_classes=classes, adaptive_pool=7)
+  config = common.get_config(arch, 224, normalization.IMAGENET,
+                             num_classes=classes, adaptive_pool=7)
   m = common.Mapper(sd, common.abstract_variables(config), "torch")
   from classic.models.vgg import stages_for
   index = 0
@@ -97,7 +100,8 @@ def _vgg(arch, sd, classes):
 
 
 def _alexnet(sd, classes):
-  config = common.get_config("alexnet", "alexnet_1tower", num_classes=classes)
+  config = common.get_config("alexnet_1tower", 224, normalization.IMAGENET,
+                             num_classes=classes)
   m = common.Mapper(sd, common.abstract_variables(config), "torch")
   for i, index in enumerate((0, 3, 6, 8, 10)):
     m.conv(f"conv{i + 1}", f"features.{index}")
@@ -109,11 +113,10 @@ def _alexnet(sd, classes):
 
 def _preprocessing(config, transform_input: bool) -> None:
   """transform_input maps ImageNet-normalised inputs to x/127.5 - 1: the net sees the latter."""
-  from configs import common as config_common
   if transform_input:
-    config.mean, config.std = (127.5,) * 3, (127.5,) * 3
+    config.mean, config.std = normalization.INCEPTION_MEAN, normalization.INCEPTION_STD
   else:
-    config.mean, config.std = config_common.IMAGENET_MEAN, config_common.IMAGENET_STD
+    config.mean, config.std = normalization.IMAGENET_MEAN, normalization.IMAGENET_STD
 
 
 def _conv_bn(m, dst, src):
@@ -123,7 +126,8 @@ def _conv_bn(m, dst, src):
 
 def _googlenet(sd, classes, transform_input):
   aux = any(k.startswith("aux1.") for k in sd)
-  config = common.get_config("googlenet", "googlenet_torchvision", num_classes=classes,
+  config = common.get_config("googlenet_torchvision", 224, normalization.IMAGENET,
+                             num_classes=classes,
                              aux_heads=aux, dropout=0.2)
   _preprocessing(config, transform_input)
   m = common.Mapper(sd, common.abstract_variables(config), "torch")
@@ -166,7 +170,7 @@ _V3_MODULES = {"5b": _V3_A, "5c": _V3_A, "5d": _V3_A, "6a": _V3_B, "6b": _V3_C, 
 
 def _inception_v3(sd, classes, transform_input):
   aux = any(k.startswith("AuxLogits.") for k in sd)
-  config = common.get_config("inception_v3", "inception_v3", num_classes=classes, aux_heads=aux,
+  config = common.get_config("inception_v3", 299, normalization.IMAGENET, num_classes=classes, aux_heads=aux,
                              count_include_pad=True, dropout=0.5)
   _preprocessing(config, transform_input)
   m = common.Mapper(sd, common.abstract_variables(config), "torch")

@@ -1,8 +1,12 @@
-"""The model zoo: one module per paper family, built by name from a config.
+"""The model zoo: one module per paper family, its named variants, built by name from a config.
 
-`build(config.model)` looks up `config.model.name` in the registry and passes every other field of
-`config.model` to the module's constructor, so each design choice of a paper (LRN, shortcuts,
-factorization, aux heads, BN ...) is a dataclass field of the module and an override away:
+Each family module registers its class (`@register("resnet")`) and its named variants
+(`variant("resnet50", "resnet", depth=50)`: the fields that differ from the class's defaults).
+`config("resnet50")` is that variant as a `config.model` block holding *every* field of the module,
+so a training recipe (configs/) starts from it and any field is an override away without restating
+it; `build(config.model)` looks up `config.model.name` and passes every other field to the
+module's constructor, so each design choice of a paper (LRN, shortcuts, factorization, aux heads,
+BN ...) is a dataclass field of the module:
 
     --config.model.residual=False      # ResNet-56 -> plain-56
 
@@ -18,8 +22,13 @@ import importlib
 from typing import Any, Callable
 
 import flax.linen as nn
+import ml_collections
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
+_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {}   # variant -> (registered model, its fields)
+_INPUT_SHAPES: dict[str, tuple[int, int, int]] = {}      # variant -> the paper's input (H, W, C)
+# Fields of a module that are not architecture: the trainer sets them (bf16 compute).
+NOT_CONFIG_FIELDS = ("parent", "name", "dtype")
 # Families live in their own files; importing the package registers them all.
 _FAMILIES = ("lenet", "resnet", "alexnet", "zfnet", "nin", "vgg", "googlenet", "inception_v2",
              "inception_v3", "inception_v4", "highway")
@@ -37,6 +46,24 @@ def register(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
   return wrap
 
 
+def variant(variant_name: str, model: str, input_shape: tuple[int, int, int] = (224, 224, 3),
+            **fields: Any) -> None:
+  """Registers a named variant: `model`'s class with `fields` in place of its defaults, designed for
+  images of `input_shape` (height, width, channels)."""
+  if variant_name in _VARIANTS and _VARIANTS[variant_name] != (model, fields):
+    raise ValueError(f"model variant {variant_name!r} registered twice")
+  _VARIANTS[variant_name] = (model, fields)
+  _INPUT_SHAPES[variant_name] = tuple(input_shape)
+
+
+def input_shape(variant_name: str) -> tuple[int, int, int]:
+  """The (height, width, channels) input the variant's paper (or source zoo) uses."""
+  _import_families()
+  if variant_name not in _VARIANTS:
+    raise _unknown("model variant", variant_name, _VARIANTS)
+  return _INPUT_SHAPES[variant_name]
+
+
 def _import_families() -> None:
   for family in _FAMILIES:
     try:
@@ -52,13 +79,65 @@ def names() -> list[str]:
   return sorted(_REGISTRY)
 
 
+def variant_names() -> list[str]:
+  """All named variants (resnet50, plain56, googlenet_torchvision, ...), in registration order."""
+  _import_families()
+  return list(_VARIANTS)
+
+
+def _unknown(kind: str, name: str, known) -> ValueError:
+  close = difflib.get_close_matches(name, known, n=3)
+  hint = f" Did you mean {', '.join(close)}?" if close else ""
+  return ValueError(f"Unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(sorted(known))}.")
+
+
 def get_class(name: str) -> type[nn.Module]:
   _import_families()
   if name not in _REGISTRY:
-    close = difflib.get_close_matches(name, _REGISTRY, n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise ValueError(f"Unknown model {name!r}.{hint} Known models: {', '.join(sorted(_REGISTRY))}.")
+    raise _unknown("model", name, _REGISTRY)
   return _REGISTRY[name]
+
+
+def config_fields(cls: type[nn.Module]) -> dict[str, Any]:
+  """The module's configurable fields and their defaults (MISSING where it has none)."""
+  return {f.name: (f.default if f.default is not dataclasses.MISSING else
+                   f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+          for f in dataclasses.fields(cls) if f.init and f.name not in NOT_CONFIG_FIELDS}
+
+
+def config(variant_name: str, **overrides: Any) -> ml_collections.ConfigDict:
+  """The `config.model` block of a named variant: `name` and every field of the module.
+
+  `overrides` replace fields (an unknown one fails, naming the module's fields)."""
+  _import_families()
+  if variant_name not in _VARIANTS:
+    raise _unknown("model variant", variant_name, _VARIANTS)
+  model, fields = _VARIANTS[variant_name]
+  values = {**config_fields(get_class(model)), **fields}
+  _check_fields(model, set(overrides) - set(values), set(values))
+  values.update(overrides)
+  missing = [k for k, v in values.items() if v is dataclasses.MISSING or v is None]
+  if missing:  # a config field needs a value of a fixed type, so `--config.model.x=v` parses
+    raise ValueError(f"model variant {variant_name!r} gives no value for {', '.join(missing)}")
+  block = ml_collections.ConfigDict({"name": model})
+  for key, value in values.items():
+    block[key] = _as_tuple(value)
+  return block
+
+
+def _as_tuple(value: Any) -> Any:
+  """Tuples come back from config.json as (nested) lists; module fields must be hashable tuples."""
+  return tuple(_as_tuple(x) for x in value) if isinstance(value, (list, tuple)) else value
+
+
+def _check_fields(model: str, unknown, known) -> None:
+  if unknown:
+    hints = []
+    for u in sorted(unknown):
+      close = difflib.get_close_matches(u, known, n=1)
+      hints.append(f"{u!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise ValueError(f"Model {model!r} has no field {', '.join(hints)}. "
+                     f"Its fields: {', '.join(sorted(known))}.")
 
 
 def build(model_config: Any, **overrides: Any) -> nn.Module:
@@ -67,14 +146,5 @@ def build(model_config: Any, **overrides: Any) -> nn.Module:
   name = fields.pop("name")
   cls = get_class(name)
   known = {f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")}
-  unknown = sorted(set(fields) - known)
-  if unknown:
-    hints = []
-    for u in unknown:
-      close = difflib.get_close_matches(u, known, n=1)
-      hints.append(f"{u!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    raise ValueError(f"Model {name!r} has no field {', '.join(hints)}. "
-                     f"Its fields: {', '.join(sorted(known))}.")
-  # Tuples come back from config.json as (nested) lists; module fields must be hashable tuples.
-  as_tuple = lambda v: tuple(as_tuple(x) for x in v) if isinstance(v, (list, tuple)) else v
-  return cls(**{key: as_tuple(value) for key, value in fields.items()})
+  _check_fields(name, set(fields) - known, known)
+  return cls(**{key: _as_tuple(value) for key, value in fields.items()})

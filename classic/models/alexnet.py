@@ -11,11 +11,9 @@ biases 1 in conv2, conv4, conv5 and the hidden FC layers, 0 elsewhere. 60,965,22
 classes (the paper: "60 million").
 
 Towers. `groups=2` splits conv2/4/5 into two towers; the response normalisation of a tower sums over
-that tower's maps only, as each GPU normalised its own maps. `tower_axis='model'` also *places* the
-towers on devices, as the paper did on two GPUs: every conv and hidden FC activation is constrained to
-have its channel dimension split over that mesh axis (other dimensions left to the compiler), so each
-device holds one tower and the grouped layers run without communication. Call it under
-`jax.set_mesh(mesh)` for a mesh with that axis.
+that tower's maps only, as each GPU normalised its own maps. The towers are computed as grouped
+convolutions on every device; they are not *placed* on two devices as the paper's two GPUs held them
+(the trainer's mesh is data parallel only: at AlexNet's size one device holds the whole net).
 
 Switches: `lrn`, `groups`, `overlap_pool=False` (2x2/2 pooling, §3.4's comparison), `dropout`,
 `widths`, `conv1_pad`, `adaptive_pool`.
@@ -25,7 +23,7 @@ For the 3x3/2 pools of the paper this is the same as rounding down (55->27->13->
 `overlap_pool=False` it gives 28->14->7, so the FC input grows to 7x7x256 (the FC layers size
 themselves from the actual shape).
 
-`alexnet_1tower` in configs/alexnet.py is the single-tower layout of Krizhevsky 2014 ("One weird
+The variant `alexnet_1tower` is the single-tower layout of Krizhevsky 2014 ("One weird
 trick") as torchvision has it: widths (64, 192, 384, 256, 256), groups=1, no LRN, 224 input with
 conv1 padded by 2, and `adaptive_pool=6` (torchvision's adaptive average pool to 6x6 before the FC
 layers, the identity at 224).
@@ -40,10 +38,9 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax.sharding import PartitionSpec as P
 
-from classic.models import register
-from classic.models.layers import Conv, LocalResponseNorm, adaptive_avg_pool, caffe_pool, symmetric
+from classic.models import register, variant
+from classic.models.layers import Conv, LocalResponseNorm, adaptive_avg_pool, caffe_pool, relu, symmetric
 
 # ------------------------------------------------------------------------------------------------
 # ------------------------------------------------------------------------------------------------
@@ -66,14 +63,7 @@ class AlexNet(nn.Module):
   conv1_pad: int = 0              # 0: the paper's 227 input; 2: torchvision's 224 input
   adaptive_pool: int = 0          # >0: adaptive average pool to this size before the FC layers
   fc_width: int = 4096
-  tower_axis: str | None = None   # mesh axis that holds the towers ('' or None: no placement)
   dtype: Any = None
-
-  def _place(self, x: jax.Array) -> jax.Array:
-    if not self.tower_axis:
-      return x
-    spec = P(*([P.UNCONSTRAINED] * (x.ndim - 1)), self.tower_axis)
-    return jax.lax.with_sharding_constraint(x, spec)
 
   def _lrn(self, x: jax.Array) -> jax.Array:
     if not self.lrn:
@@ -108,13 +98,13 @@ class AlexNet(nn.Module):
       self.sow("intermediates", f"{name}_out", y)
       return y
 
-    x = sow("conv1", self._place(nn.relu(conv(w1, 11, 4, self.conv1_pad, 1, False, "conv1")(x))))
+    x = sow("conv1", relu(conv(w1, 11, 4, self.conv1_pad, 1, False, "conv1")(x)))
     x = sow("pool1", self._pool(self._lrn(x)))
-    x = sow("conv2", self._place(nn.relu(conv(w2, 5, 1, 2, g, True, "conv2")(x))))
+    x = sow("conv2", relu(conv(w2, 5, 1, 2, g, True, "conv2")(x)))
     x = sow("pool2", self._pool(self._lrn(x)))
-    x = sow("conv3", self._place(nn.relu(conv(w3, 3, 1, 1, 1, False, "conv3")(x))))
-    x = sow("conv4", self._place(nn.relu(conv(w4, 3, 1, 1, g, True, "conv4")(x))))
-    x = sow("conv5", self._place(nn.relu(conv(w5, 3, 1, 1, g, True, "conv5")(x))))
+    x = sow("conv3", relu(conv(w3, 3, 1, 1, 1, False, "conv3")(x)))
+    x = sow("conv4", relu(conv(w4, 3, 1, 1, g, True, "conv4")(x)))
+    x = sow("conv5", relu(conv(w5, 3, 1, 1, g, True, "conv5")(x)))
     x = sow("pool5", self._pool(x))
     if self.adaptive_pool:
       x = adaptive_avg_pool(x, self.adaptive_pool)
@@ -123,8 +113,13 @@ class AlexNet(nn.Module):
     for i in (6, 7):
       x = nn.Dense(self.fc_width, kernel_init=w_init, bias_init=one, dtype=self.dtype,
                    name=f"fc{i}")(x)
-      x = self._place(nn.relu(x))
+      x = relu(x)
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     x = nn.Dense(self.num_classes, kernel_init=w_init, dtype=self.dtype, name="fc8")(x)
     return x.astype(jnp.float32)
 
+
+variant("alexnet", "alexnet", (227, 227, 3))  # Fig. 2's "224" does not divide out
+# Krizhevsky 2014's single tower as torchvision has it: 224 input (conv1 padded by 2), no LRN.
+variant("alexnet_1tower", "alexnet", widths=(64, 192, 384, 256, 256), groups=1, lrn=False, conv1_pad=2,
+        adaptive_pool=6)

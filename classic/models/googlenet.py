@@ -34,7 +34,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from classic.models import register
+from classic.models import register, variant
 from classic.models.inception import (AuxHead, Conv, InceptionModule, check_factorization,
                                       conv_padding, factorize, run_aux)
 from classic.models.layers import ConvBN, LocalResponseNorm, max_pool
@@ -137,3 +137,12 @@ class GoogLeNet(nn.Module):
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     x = nn.Dense(self.num_classes, kernel_init=caffe_xavier, dtype=self.dtype, name="head")(x)
     return x.astype(jnp.float32)
+
+
+variant("googlenet", "googlenet")
+variant("googlenet_noaux", "googlenet", aux_heads=False)
+variant("googlenet_3x3x2", "googlenet", factorization="3x3x2")
+variant("googlenet_1xn", "googlenet", factorization="1xn")
+# torchvision's GoogLeNet: BN after every conv, no LRN, 3x3 in the "5x5" branch, ceil-mode pools.
+variant("googlenet_torchvision", "googlenet", bn=True, lrn=False, branch5x5_kernel=3, ceil_pool=True,
+        bn_epsilon=1e-3, pool4_window=2)

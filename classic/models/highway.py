@@ -32,7 +32,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from classic.models import register
+from classic.models import register, variant
 from classic.models.layers import BatchNorm, Conv, activation, he_normal, max_pool
 
 
@@ -117,3 +117,9 @@ class Highway(nn.Module):
       raise ValueError(f"form must be 'fc' or 'conv', got {self.form!r}.")
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
+
+
+variant("highway_fc", "highway", (28, 28, 1))
+variant("plain_fc", "highway", (28, 28, 1), gated=False, width=71)     # Fig. 1's plain nets: same depth, 71 units
+variant("highway_cifar", "highway", (32, 32, 3), form="conv", depth=0, width=32)
+variant("plain_cifar", "highway", (32, 32, 3), form="conv", depth=0, width=32, gated=False)

@@ -31,7 +31,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from classic.models.layers import ConvBN, he_normal, max_pool
+from classic.models.layers import ConvBN, he_normal, max_pool, relu
 
 
 class Conv(NamedTuple):
@@ -173,7 +173,7 @@ class AuxHead(nn.Module):
                  kernel_init=self.kernel_init, dtype=self.dtype, name=f"conv{i}")(x, train)
     x = jnp.mean(x, axis=(1, 2)) if self.global_pool else x.reshape(x.shape[0], -1)
     for i, width in enumerate(self.hidden):
-      x = nn.relu(nn.Dense(width, kernel_init=self.dense_init, dtype=self.dtype, name=f"fc{i}")(x))
+      x = relu(nn.Dense(width, kernel_init=self.dense_init, dtype=self.dtype, name=f"fc{i}")(x))
     if self.dropout:
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return nn.Dense(self.num_classes, kernel_init=self.dense_init, dtype=self.dtype,

@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from classic.models import register
+from classic.models import register, variant
 from classic.models.inception import (AuxHead, Conv, InceptionModule, check_factorization,
                                       conv_padding, factorize, run_aux)
 from classic.models.layers import ConvBN, max_pool
@@ -105,3 +105,8 @@ class InceptionV2(nn.Module):
     if self.dropout:
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
+
+
+variant("inception_v2", "inception_v2")
+variant("inception_v2_slim", "inception_v2", widths="slim")
+variant("inception_v2_5x5", "inception_v2", factorization="5x5")

@@ -32,7 +32,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from classic.models import register
+from classic.models import register, variant
 from classic.models.inception import (AuxHead, Conv, InceptionModule, Split, check_factorization,
                                       conv_padding, factorize, run_aux)
 from classic.models.layers import ConvBN, max_pool
@@ -135,3 +135,9 @@ class InceptionV3(nn.Module):
     x = jnp.mean(x, axis=(1, 2))                                  # avg pool 8x8 at 299
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
+
+
+variant("inception_v3", "inception_v3", (299, 299, 3))
+variant("inception_v3_noaux", "inception_v3", (299, 299, 3), aux_heads=False)
+variant("inception_v3_nxn", "inception_v3", (299, 299, 3), factorization="nxn")
+variant("inception_v3_3x3", "inception_v3", (299, 299, 3), factorization="3x3")

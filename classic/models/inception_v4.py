@@ -43,8 +43,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from classic.models import register
-from classic.models.layers import Conv, ConvBN, fusion_barrier, global_avg_pool, max_pool
+from classic.models import register, variant
+from classic.models.layers import Conv, ConvBN, fusion_barrier, global_avg_pool, max_pool, relu
 
 
 # A layer spec is ('conv', features, (kh, kw), stride, padding), ('max'|'avg', window, stride, padding)
@@ -125,7 +125,7 @@ class ResidualInception(nn.Module):
     y = Mixed(self.branches, self.bn_group_size, self.bn_epsilon, self.dtype, name="mixed")(x, train)
     y = Conv(x.shape[-1], (1, 1), use_bias=True, dtype=self.dtype, name="up")(y)
     x = x + self.scale * y
-    return fusion_barrier(nn.relu(x) if self.activate else x)  # see layers.fusion_barrier
+    return fusion_barrier(relu(x) if self.activate else x)  # see layers.fusion_barrier
 
 
 # ---- Inception-v4 (Figs. 3-9) ----
@@ -346,3 +346,9 @@ class InceptionResNetV2(_InceptionResNet):
     tf_slim = self.layout == "tf_slim"
     return self._residual_net(x, train, STEM_TF_SLIM if tf_slim else STEM_V4,
                               (IR_A_V2, IR_B_V2, IR_C_V2), REDUCTION_B_V2, tf_slim=tf_slim)
+
+
+variant("inception_v4", "inception_v4", (299, 299, 3))
+variant("inception_resnet_v1", "inception_resnet_v1", (299, 299, 3))
+variant("inception_resnet_v2", "inception_resnet_v2", (299, 299, 3))
+variant("inception_resnet_v2_tf_slim", "inception_resnet_v2", (299, 299, 3), layout="tf_slim", blocks=(10, 20, 10))

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from classic.models import register
+from classic.models import register, variant
 from classic.models.layers import Conv, activation
 
 # LeCun et al. 1998 Table I: which S2 maps (rows 0-5) feed each C3 map (columns 0-15).
@@ -113,3 +113,6 @@ class LeNet5(nn.Module):
       raise ValueError(f"output must be 'rbf' or 'linear', got {self.output!r}.")
     codes = jnp.asarray(rbf_codes(self.num_classes, x.shape[-1]), jnp.float32)
     return -jnp.sum(jnp.square(x[:, None, :] - codes[None]), axis=-1)
+
+
+variant("lenet5", "lenet", (32, 32, 1))

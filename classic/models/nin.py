@@ -29,8 +29,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from classic.models import register
-from classic.models.layers import Conv, caffe_pool, he_normal, symmetric
+from classic.models import register, variant
+from classic.models.layers import Conv, caffe_pool, he_normal, relu, symmetric
 
 CIFAR10 = (
     (((192, 5, 1, 2), (160, 1, 1, 0), (96, 1, 1, 0)), ("max", 3, 2), True),
@@ -75,7 +75,7 @@ class NiN(nn.Module):
                  kernel_init=he_normal, dtype=self.dtype,
                  name=f"block{b + 1}_conv{i + 1}")(x)
         if not final or self.final_relu:
-          x = nn.relu(x)
+          x = relu(x)
       if pool:
         kind, window, stride = pool
         x = caffe_pool(x, kind, window, stride)
@@ -83,3 +83,7 @@ class NiN(nn.Module):
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
       self.sow("intermediates", f"block{b + 1}_out", x)
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+
+
+variant("nin_cifar", "nin", (32, 32, 3), blocks=CIFAR10, num_classes=10)
+variant("nin_imagenet", "nin", blocks=IMAGENET, num_classes=1000)

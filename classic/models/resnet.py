@@ -30,8 +30,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from classic.models import register
-from classic.models.layers import BatchNorm, Conv, ConvBN, fusion_barrier, he_normal, max_pool, symmetric
+from classic.models import register, variant
+from classic.models.layers import (BatchNorm, Conv, ConvBN, fusion_barrier, he_normal, max_pool, relu,
+                                   symmetric)
 
 IMAGENET_STAGES = {
     18: ("basic", (2, 2, 2, 2)),
@@ -92,12 +93,12 @@ class Block(nn.Module):
       specs = [(self.features, 3, self.strides), (self.features, 3, 1)]
 
     if self.preact:
-      pre = nn.relu(bn(name="preact_bn")(x, train))
+      pre = relu(bn(name="preact_bn")(x, train))
       shortcut_in = pre if self.first_in_stage else x
       y = pre
       for i, (f, k, s) in enumerate(specs):
         if i:
-          y = nn.relu(bn(name=f"bn{i}")(y, train))
+          y = relu(bn(name=f"bn{i}")(y, train))
         y = Conv(f, (k, k), s, padding=symmetric(k // 2), kernel_init=he_normal, dtype=self.dtype,
                  use_bias=self.keras_v2 and i == len(specs) - 1, name=f"conv{i}")(y)
     else:
@@ -105,14 +106,14 @@ class Block(nn.Module):
       y = x
       for i, (f, k, s) in enumerate(specs):
         last = i == len(specs) - 1
-        y = conv(f, (k, k), s, padding=symmetric(k // 2), act=None if last else nn.relu,
+        y = conv(f, (k, k), s, padding=symmetric(k // 2), act=None if last else relu,
                  bn_scale_init=nn.initializers.zeros if (last and self.zero_init_last_bn)
                  else nn.initializers.ones, name=f"unit{i}")(y, train)
 
     if not self.residual:
-      return y if self.preact else nn.relu(y)
+      return y if self.preact else relu(y)
     y = y + self._shortcut(shortcut_in, out_features, train)
-    return fusion_barrier(y if self.preact else nn.relu(y))  # see layers.fusion_barrier
+    return fusion_barrier(y if self.preact else relu(y))  # see layers.fusion_barrier
 
   def _lesioned(self, x: jax.Array, train: bool) -> jax.Array:
     """The block with its residual branch deleted (Veit et al. 2016 §4): the shortcut alone. A plain
@@ -124,9 +125,9 @@ class Block(nn.Module):
     if self.preact and self.first_in_stage:
       bn = BatchNorm(group_size=self.bn_group_size, epsilon=self.bn_epsilon, dtype=self.dtype,
                      name="preact_bn")
-      shortcut_in = nn.relu(bn(x, train))
+      shortcut_in = relu(bn(x, train))
     y = self._shortcut(shortcut_in, out_features, train)
-    return y if self.preact else nn.relu(y)
+    return y if self.preact else relu(y)
 
   def _shortcut(self, x: jax.Array, out_features: int, train: bool) -> jax.Array:
     if self.keras_v2 and x.shape[-1] == out_features and self.shortcut != "C":
@@ -195,7 +196,7 @@ class ResNet(nn.Module):
         if keras_v2:  # no BN-ReLU: Keras pools the raw conv output over zero padding
           x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
         else:
-          x = nn.relu(bn(name="stem_bn")(x, train))
+          x = relu(bn(name="stem_bn")(x, train))
       else:
         x = ConvBN(width, (7, 7), 2, padding=symmetric(3), bn_group_size=self.bn_group_size,
                    bn_epsilon=self.bn_epsilon, dtype=self.dtype, name="stem")(x, train)
@@ -242,7 +243,7 @@ class ResNet(nn.Module):
           x = block_cls(**specs[b], name=f"stage{stage + 1}_block{b + 1}")(x, train)
         b += run
     if self.preact:
-      x = nn.relu(bn(name="final_bn")(x, train))
+      x = relu(bn(name="final_bn")(x, train))
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
 
@@ -286,3 +287,19 @@ class _ScanBody(nn.Module):
   def __call__(self, x, _):
     cls = nn.remat(Block, static_argnums=(2,)) if self.remat else Block
     return cls(**self.block, name="block")(x, self.train), None
+
+
+# Named variants. ImageNet (He et al. 2015 Table 1; 2016 for pre-activation), 1,000 classes.
+for _d in (18, 34, 50, 101, 152):
+  variant(f"resnet{_d}", "resnet", depth=_d)
+for _d in (18, 34):
+  variant(f"plain{_d}", "resnet", depth=_d, residual=False)
+for _d in (18, 34, 50, 101, 152, 200):
+  variant(f"preact{_d}", "resnet", depth=_d, preact=True)
+# CIFAR-10 (2015 §4.2: option-A shortcuts; 2016: pre-activation with projections), 10 classes.
+for _d in (20, 32, 44, 56, 110, 1202):
+  variant(f"resnet{_d}", "resnet", (32, 32, 3), depth=_d, stem="cifar", shortcut="A", num_classes=10)
+for _d in (20, 32, 44, 56, 110):
+  variant(f"plain{_d}", "resnet", (32, 32, 3), depth=_d, stem="cifar", shortcut="A", residual=False, num_classes=10)
+for _d in (110, 164, 1001):
+  variant(f"preact{_d}", "resnet", (32, 32, 3), depth=_d, stem="cifar", preact=True, num_classes=10)

@@ -41,8 +41,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from classic.models import register
-from classic.models.layers import BatchNorm, Conv, LocalResponseNorm, adaptive_avg_pool, caffe_pool, symmetric
+from classic.models import register, variant
+from classic.models.layers import (BatchNorm, Conv, LocalResponseNorm, adaptive_avg_pool, caffe_pool, relu,
+                                   symmetric)
 
 
 def _stage(*widths: int, last_kernel: int = 3) -> tuple[tuple[int, int], ...]:
@@ -157,7 +158,7 @@ class VGG(nn.Module):
         if self.bn:
           x = BatchNorm(group_size=self.bn_group_size, dtype=self.dtype,
                         name=f"bn{s + 1}_{j + 1}")(x, train)
-        x = nn.relu(x)
+        x = relu(x)
         if lrn and s == 0 and j == 0:
           x = LocalResponseNorm()(x)
       x = caffe_pool(x, "max", 2, 2)
@@ -172,7 +173,14 @@ class VGG(nn.Module):
     for i, (features, w) in enumerate([(4096, window), (4096, 1), (self.num_classes, 1)]):
       x = FC(features, w, conv, init, self.dtype, name=f"fc{i + 6}")(x)
       if i < 2:
-        x = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(x))
+        x = nn.Dropout(self.dropout, deterministic=not train)(relu(x))
     if conv:
       x = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
     return x.astype(jnp.float32)
+
+
+# Table 1's columns; the depth names as torchvision and Keras use them (C has none: vgg16_1x1).
+for _name, _column in (("vgg11", "A"), ("vgg11_lrn", "A_lrn"), ("vgg13", "B"), ("vgg16_1x1", "C"),
+                       ("vgg16", "D"), ("vgg19", "E")):
+  variant(_name, "vgg", config_name=_column, lrn=_column == "A_lrn")
+  variant(f"{_name}_bn", "vgg", config_name=_column, lrn=_column == "A_lrn", bn=True)

@@ -24,8 +24,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from classic.models import register
-from classic.models.layers import Conv, LocalResponseNorm, caffe_pool, symmetric
+from classic.models import register, variant
+from classic.models.layers import Conv, LocalResponseNorm, caffe_pool, relu, symmetric
 
 
 @register("zfnet")
@@ -44,7 +44,7 @@ class ZFNet(nn.Module):
     def conv(y, features, kernel, stride, pad, name):
       y = Conv(features, (kernel, kernel), stride, padding=symmetric(pad), kernel_init=init,
                dtype=self.dtype, name=name)(y)
-      y = nn.relu(y)
+      y = relu(y)
       self.sow("intermediates", f"{name}_out", y)
       return y
 
@@ -63,7 +63,10 @@ class ZFNet(nn.Module):
     x = pool(conv(x, 256, 3, 1, 1, "conv5"), "pool5")
     x = x.reshape(x.shape[0], -1)
     for i in (6, 7):
-      x = nn.relu(nn.Dense(4096, kernel_init=init, dtype=self.dtype, name=f"fc{i}")(x))
+      x = relu(nn.Dense(4096, kernel_init=init, dtype=self.dtype, name=f"fc{i}")(x))
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     x = nn.Dense(self.num_classes, kernel_init=init, dtype=self.dtype, name="fc8")(x)
     return x.astype(jnp.float32)
+
+
+variant("zfnet", "zfnet")

@@ -158,7 +158,7 @@ class Trainer:
       out = eval_step(model_vars, batch)
       totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
       if self._inflight and b % self._inflight == self._inflight - 1:
-        jax.block_until_ready(totals)  # each batch is 5 launches; see mesh_lib.CPU_MAX_INFLIGHT
+        jax.block_until_ready(totals)  # each batch is 5 launches; see platform.CPU_MAX_INFLIGHT
     totals = jax.device_get(totals)
     n = float(totals["count"])
     prefix = "eval_ema" if ema else "eval"

@@ -3,8 +3,8 @@
 Lowering turns every op of the step into StableHLO for the target platform; an op without a CUDA or
 TPU lowering (a CPU-only kernel, a primitive some backend lacks) fails here, named, instead of on the
 user's accelerator. It does not compile for the device or run: XLA's GPU/TPU compilation and speed are
-measured on the device by `python -m launch.accelerator_check`. The CPU-only forms in
-classic/models/layers.py sit behind `lax.platform_dependent`, so a GPU/TPU lowering holds XLA's own ops.
+measured on the device by `python -m launch.accelerator_check`. A GPU/TPU lowering is traced with the
+CPU kernels off (classic.platform), so it holds the plain flax/lax ops the accelerator will run.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import re
 
 import jax
 
+from classic import platform
 from classic.train import mesh as mesh_lib, setup
 
 PLATFORMS = ("cuda", "tpu")
@@ -42,7 +43,9 @@ def export(fn, args, platforms: str | tuple[str, ...], what: str) -> jax.export.
 def export_train_step(config, platforms: str | tuple[str, ...] = PLATFORMS,
                       batch_size: int = 2) -> jax.export.Exported:
   """The trainer's own train step for `config` (state donated, replicated), exported for `platforms`."""
+  platforms = (platforms,) if isinstance(platforms, str) else tuple(platforms)
   parts = setup.build(config, mesh_lib.make_mesh())
   precision = "bf16" if config.half_precision else "fp32"
-  return export(parts.step_fn, (parts.abstract_state(), parts.abstract_batch(batch_size)), platforms,
-                f"the train step of {config.variant or config.model.name} ({precision})")
+  with platform.use_cpu_kernels(platforms == ("cpu",) and platform.cpu_kernels()):
+    return export(parts.step_fn, (parts.abstract_state(), parts.abstract_batch(batch_size)), platforms,
+                  f"the train step of {config.variant or config.model.name} ({precision})")

@@ -17,6 +17,7 @@ import optax
 from jax.sharding import Mesh
 
 from classic import models
+from classic import platform
 from classic.train import mesh as mesh_lib, optim, state as state_lib, step as step_lib
 
 
@@ -28,7 +29,7 @@ class Parts:
   input_shape: tuple[int, int, int, int]     # (1, H, W, C): what the model is initialised with
   init: Callable[[], state_lib.TrainState]   # jitted, state replicated over the mesh
   step_fn: Any                               # jax.jit(train_step): (state, batch) -> (state, metrics)
-  train_step: Any                            # step_fn behind the CPU in-flight bound (mesh.py)
+  train_step: Any                            # step_fn behind the CPU in-flight bound (classic.platform)
   eval_step: Any                             # jax.jit(eval_step): (variables, batch) -> sums
 
   def abstract_state(self) -> state_lib.TrainState:
@@ -56,6 +57,5 @@ def build(config, mesh: Mesh, channels: int | None = None) -> Parts:
   init = jax.jit(functools.partial(state_lib.create, model, tx, config, input_shape), out_shardings=repl)
   step_fn = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, lr_fn=lr_fn, config=config),
                     out_shardings=(repl, repl), donate_argnums=0)
-  inflight = mesh_lib.CPU_MAX_INFLIGHT if mesh_lib.needs_inflight_bound() else None
   return Parts(model=model, tx=tx, lr_fn=lr_fn, input_shape=input_shape, init=init, step_fn=step_fn,
-               train_step=mesh_lib.BoundedInflight(step_fn, inflight), eval_step=eval_step(model, config, mesh))
+               train_step=platform.BoundedInflight(step_fn, platform.max_inflight()), eval_step=eval_step(model, config, mesh))

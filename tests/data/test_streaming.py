@@ -1,6 +1,6 @@
 """Encoded images streamed through grain worker processes: the same batches as in-process, sharded per
 process, exact from any step, bad files named, a dead worker a sentence. Data: ImageNet-like JPEGs made
-from scikit-learn's photos (launch/imagenet_like.py)."""
+from scikit-learn's photos (launch/benchmarks/imagenet_like.py)."""
 
 import os
 import signal
@@ -13,7 +13,7 @@ import pytest
 from classic.data import sources
 from classic.data.pipeline import Pipeline
 from configs import inception_v3, resnet
-from launch import imagenet_like
+from launch.benchmarks import imagenet_like
 
 
 @pytest.fixture(scope="module")

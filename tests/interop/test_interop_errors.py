@@ -55,7 +55,8 @@ def test_class_count_is_checked():
 
 def test_the_resnet18_config_is_torchvisions():
   config, variables = interop.from_torchvision("resnet18", resnet18_state_dict())
-  assert config.variant == "resnet:resnet18" and config.model.stride_on_3x3
+  assert config.variant == "resnet18" and config.model.stride_on_3x3  # a model variant: no recipe
+  assert config.eval_resize == 256 and config.dataset == "imagenet2012"
   assert tuple(config.mean) == (123.675, 116.28, 103.53) and config.image_size == 224
   assert variables["params"]["stem"]["conv"]["kernel"].shape == (7, 7, 3, 64)
   assert variables["params"]["head"]["kernel"].shape == (512, 5)

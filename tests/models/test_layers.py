@@ -6,11 +6,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from classic.models import layers
+from classic import platform
+from classic.models import cpu_kernels, layers
 
 
 def _textbook_bn(x, scale, bias, axes, epsilon):
-  """Two-pass statistics, backward by autodiff: the reference for layers.normalize."""
+  """Two-pass statistics, backward by autodiff: the reference for cpu_kernels.normalize."""
   mean = jnp.mean(x, axes, keepdims=True)
   var = jnp.mean(jnp.square(x - mean), axes, keepdims=True)
   return (x - mean) * jax.lax.rsqrt(var + epsilon) * scale + bias, mean, var
@@ -26,7 +27,7 @@ def test_normalize_values_and_gradients_match_the_textbook_form(shape, axes):
   x = jnp.asarray(rng.normal(3.0, 2.0, shape), jnp.float32)
   scale, bias = (jnp.asarray(rng.normal(size=shape[-1:]), jnp.float32) for _ in range(2))
   weights = jnp.asarray(rng.normal(size=shape), jnp.float32)
-  fast = lambda x, scale, bias: layers.normalize(x, scale, bias, axes, 1e-5)
+  fast = lambda x, scale, bias: cpu_kernels.normalize(x, scale, bias, axes, 1e-5)
   slow = lambda x, scale, bias: _textbook_bn(x, scale, bias, axes, 1e-5)
   for a, b in zip(fast(x, scale, bias), slow(x, scale, bias)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
@@ -44,18 +45,20 @@ def test_batch_sums_equal_the_plain_sums():
   """The fast per-channel sums add the same numbers as jnp.sum, in an order XLA:CPU runs faster."""
   x = jnp.asarray(np.random.default_rng(3).normal(3.0, 2.0, (1, 32, 56, 56, 16)), jnp.float32)
   exact = np.asarray(x, np.float64).sum((1, 2, 3), keepdims=True)
-  fast = jax.jit(lambda v: layers._batch_sum(v, (1, 2, 3)))(x)
+  fast = jax.jit(lambda v: cpu_kernels._batch_sum(v, (1, 2, 3)))(x)
   assert fast.shape == (1, 1, 1, 1, 16)
   np.testing.assert_allclose(fast, exact, rtol=1e-6)
   np.testing.assert_allclose(fast, jnp.sum(x, (1, 2, 3), keepdims=True), rtol=1e-6)
 
 
+@pytest.mark.parametrize("kernels", [True, False])
 @pytest.mark.parametrize("shape", [(1, 4096, 8), (1, 4, 1, 1, 8)])  # a large batch; 4 examples at 1x1
-def test_normalize_variance_is_accurate_when_the_mean_dwarfs_the_spread(shape):
+def test_normalize_variance_is_accurate_when_the_mean_dwarfs_the_spread(shape, kernels):
   """One-pass E[x^2] - E[x]^2 (flax's fast variance) loses the variance here; the two-pass form keeps it."""
   x = jnp.asarray(np.random.default_rng(1).normal(1e4, 1.0, shape), jnp.float32)
   axes = tuple(range(1, len(shape) - 1))
-  _, mean, var = layers.normalize(x, jnp.ones(shape[-1:]), jnp.zeros(shape[-1:]), axes, 1e-5)
+  with platform.use_cpu_kernels(kernels):
+    _, mean, var = layers.normalize(x, jnp.ones(shape[-1:]), jnp.zeros(shape[-1:]), axes, 1e-5)
   x64 = np.asarray(x, np.float64)
   np.testing.assert_allclose(var, x64.var(axes, keepdims=True), rtol=1e-4)
   np.testing.assert_allclose(mean, x64.mean(axes, keepdims=True), rtol=1e-6)

@@ -103,9 +103,9 @@ def _numbers(workdir):
 # gradient by the per-device batch (32 rows on 1 device, 8 on each of 4), so the same gradient comes out
 # in another summation order. Measured (jax 0.10.2 and 0.12.0.1, this machine): at step 1 the grad norms
 # of 1 and 4 devices are 1.2e-5 apart (relative), the losses equal; each update of this small BN net then
-# amplifies the difference: 2.1e-4 at step 2, 6.3e-4 at step 3 (losses 6e-6). With XLA's defaults
-# (YNNPACK, CLASSIC_XLA_DEFAULTS=1) all are below 2e-7. So step 1, where inputs and weights are identical,
-# is checked to float32 summation-order rounding; later steps to a bound 8x the largest seen.
+# amplifies the difference: 2.1e-4 at step 2, 6.3e-4 at step 3 (losses 6e-6). With XLA's default
+# convolutions (YNNPACK; the XLA flag alone reset, the layers' CPU kernels on) all are below 2e-7. So
+# step 1, where inputs and weights are identical, is checked to float32 summation-order rounding; later steps to a bound 8x the largest seen.
 STEP1_RTOL = {"train/loss": 1e-6, "train/grad_norm": 1e-4}
 LATER_RTOL = {"train/loss": 1e-4, "train/grad_norm": 5e-3}
 
@@ -166,7 +166,7 @@ def test_streamed_folder_same_steps_on_4_devices_and_bitwise_resume(tmp_path):
   """The batch of a step is a function of (seed, step) through worker processes too: 1 device = 4
   devices (to summation order, as above), and a run stopped at its step-2 checkpoint and rerun gives
   exactly the uninterrupted run's numbers."""
-  from launch import imagenet_like
+  from launch.benchmarks import imagenet_like
   folder = imagenet_like.build(tmp_path / "jpegs", images=64, classes=4)
   args = ["--config=configs/resnet.py:resnet20", f"--config.dataset={folder}", "--config.in_memory=False",
           "--config.data_workers=1", "--config.model.num_classes=4", "--config.model.depth=8",

@@ -1,6 +1,6 @@
 r"""The PyTorch side of the speed comparison: the same nets and step, eager, on this machine.
 
-  python -m launch.bench_pytorch --model=resnet20 [--batch=128] [--steps=20] [--json]
+  python -m launch.benchmarks.pytorch --model=resnet20 [--batch=128] [--steps=20] [--json]
 
 Reference for `python -m classic.bench` (docs/performance.md runs both in one script,
 `launch/bench_compare.sh`). The models are written here in plain torch (torchvision is a multi-GB

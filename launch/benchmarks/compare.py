@@ -1,8 +1,8 @@
 r"""classic vs PyTorch on this machine, side by side in one run: the table of docs/performance.md.
 
-  python -m launch.bench_compare [--models=resnet20,resnet56,resnet50] [--steps=10] [--rounds=3]
+  python -m launch.benchmarks.compare [--models=resnet20,resnet56,resnet50] [--steps=10] [--rounds=3]
 
-For each model, `python -m classic.bench` and `python -m launch.bench_pytorch` run alternately,
+For each model, `python -m classic.bench` and `python -m launch.benchmarks.pytorch` run alternately,
 `--rounds` times each, as separate processes, so both see the same machine load; each figure is the
 median over rounds of the per-run median step time. Prints a Markdown table with the ratio
 classic / PyTorch. Needs torch (the CPU wheel: `pip install torch --index-url
@@ -43,7 +43,7 @@ def compare(model: str, steps: int, rounds: int) -> dict:
     ours.append(r["img_per_s"])
     compile_s.append(r["compile_s"])
     if have_torch:
-      theirs.append(_json([sys.executable, "-m", "launch.bench_pytorch", f"--model={model}",
+      theirs.append(_json([sys.executable, "-m", "launch.benchmarks.pytorch", f"--model={model}",
                            f"--batch={batch}", f"--steps={steps}", "--json"])["img_per_s"])
   row = {"model": model, "batch": batch, "classic_img_per_s": statistics.median(ours),
          "classic_compile_s": statistics.median(compile_s),

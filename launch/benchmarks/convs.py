@@ -1,7 +1,7 @@
 r"""A model's convolutions alone, forward + backward, in JAX (XLA) and in PyTorch (oneDNN), side by side.
 
-  python -m launch.bench_convs --config=configs/resnet.py:resnet20 [--batch=128] [--reps=10] [--json]
-  CLASSIC_XLA_DEFAULTS=1 python -m launch.bench_convs ...     # XLA's own CPU defaults (YNNPACK convolutions)
+  python -m launch.benchmarks.convs --config=configs/resnet.py:resnet20 [--batch=128] [--reps=10] [--json]
+  CLASSIC_CPU_KERNELS=0 python -m launch.benchmarks.convs ...     # XLA's own CPU defaults (YNNPACK convolutions)
 
 The convolutions are read from the model's training-mode forward pass (its jaxpr), so the set is exactly
 the one the train step runs: every convolution's forward, input gradient (not for the stem, whose input
@@ -10,7 +10,7 @@ step's, whatever BatchNorm, ReLU and the optimizer cost on top, so `ceiling_img_
 images/s with these kernels. docs/performance.md compares it with PyTorch's whole step.
 
 JAX runs classic's convolution (layers.conv_general_dilated: XLA's, or matrix products for 1x1 on CPU)
-with classic's CPU flags (mesh.cpu_performance_flags) unless CLASSIC_XLA_DEFAULTS=1. PyTorch (where
+with classic's CPU flags (classic.platform.set_up_xla) unless CLASSIC_CPU_KERNELS=0. PyTorch (where
 installed) runs the same shapes channels-last through aten.convolution_backward. Times are medians in ms.
 """
 
@@ -101,8 +101,8 @@ def _median_ms(fn, reps: int) -> float:
 
 def jax_times(convs: list[Conv], reps: int) -> dict:
   """Median ms of all the convolutions' passes, each pass alone and the three in one program."""
-  from classic.train import mesh
-  mesh.cpu_performance_flags()
+  from classic import platform
+  platform.set_up_xla()
   import jax
   import jax.numpy as jnp
   import numpy as np

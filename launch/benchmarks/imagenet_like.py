@@ -1,7 +1,7 @@
 r"""An ImageNet-like JPEG folder for input-pipeline benchmarks, built here from scikit-learn's two sample
 photos (china.jpg, flower.jpg; no download).
 
-  python -m launch.imagenet_like --out=/tmp/imagenet_like [--images=2200] [--classes=20]
+  python -m launch.benchmarks.imagenet_like --out=/tmp/imagenet_like [--images=2200] [--classes=20]
 
 Each image is a random crop (30-100 % of a photo's area, aspect 1 to 3:2, three in four landscape)
 resized to ImageNet's typical size (shorter side 333-400; 440x380 on average), with random brightness,

@@ -1,10 +1,10 @@
 r"""The input pipeline's images/s on ImageNet-sized JPEGs: classic (grain workers) beside tf.data.
 
-  python -m launch.bench_input [--workers=0,1,2] [--recipes=imagenet,inception] [--rounds=2]
+  python -m launch.benchmarks.input_pipeline [--workers=0,1,2] [--recipes=imagenet,inception] [--rounds=2]
       [--tf_python=PYTHON]      # a Python with tensorflow, for the tf.data side (not a requirement)
-  python -m launch.bench_input --list_files=1281167   # also: time listing an ImageNet-sized folder
+  python -m launch.benchmarks.input_pipeline --list_files=1281167   # also: time listing an ImageNet-sized folder
 
-Builds the ImageNet-like folder of launch/imagenet_like.py (2,200 JPEGs, 20 classes, from scikit-learn's
+Builds the ImageNet-like folder of launch/benchmarks/imagenet_like.py (2,200 JPEGs, 20 classes, from scikit-learn's
 photos; no download), then times training batches of 128 on it, each pipeline in its own process, the
 pipelines alternating for `--rounds`; the table has the median of each. The recipes are the same on
 both sides, with bilinear resizing and a flip:
@@ -126,7 +126,7 @@ def main(argv):
     folder, recipe, workers = _ONE.value.rsplit(":", 2)
     print(json.dumps(classic_rate(folder, recipe, int(workers), _BATCHES.value)))
     return
-  from launch import imagenet_like
+  from launch.benchmarks import imagenet_like
   with tempfile.TemporaryDirectory() as tmp:
     folder = str(imagenet_like.build(_FOLDER.value or os.path.join(tmp, "imagenet_like"), _IMAGES.value, 20))
     results: dict[str, list[float]] = {}
@@ -134,7 +134,7 @@ def main(argv):
     for _ in range(_ROUNDS.value):
       for recipe in _RECIPES.value:
         for w in _WORKERS.value:
-          r = _run([sys.executable, "-m", "launch.bench_input", f"--one={folder}:{recipe}:{w}",
+          r = _run([sys.executable, "-m", "launch.benchmarks.input_pipeline", f"--one={folder}:{recipe}:{w}",
                     f"--batches={_BATCHES.value}"])
           results.setdefault(f"{recipe}/classic, {w} workers", []).append(r.get("img_per_s") or float("nan"))
         r = _run([_TF_PYTHON.value, "-c", TF_PIPELINE, folder, recipe, str(BATCH), str(_BATCHES.value)])

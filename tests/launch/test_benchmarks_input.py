@@ -1,4 +1,4 @@
-"""`python -m launch.bench_input`: classic's rate on the ImageNet-like JPEGs; tf.data only where installed."""
+"""`python -m launch.benchmarks.input_pipeline`: classic's rate on the ImageNet-like JPEGs; tf.data only where installed."""
 
 import json
 import subprocess
@@ -8,7 +8,7 @@ from tests.conftest import REPO
 
 
 def test_bench_input_reports_classic_and_says_when_tensorflow_is_absent(tmp_path):
-  out = subprocess.run([sys.executable, "-m", "launch.bench_input", "--workers=0,1", "--recipes=inception",
+  out = subprocess.run([sys.executable, "-m", "launch.benchmarks.input_pipeline", "--workers=0,1", "--recipes=inception",
                         "--rounds=1", "--batches=1", "--images=40", f"--folder={tmp_path / 'jpegs'}",
                         "--list_files=3000", "--tf_python=/nonexistent/python", "--json"],
                        cwd=REPO, capture_output=True, text=True, check=True, timeout=600).stdout

@@ -1,0 +1,72 @@
+"""The fields every run config has, with their defaults: what the trainer, the data pipeline and the
+converters read. Training recipes (configs/<family>.py) start from `defaults()` and a model variant's
+block (`classic.models.config`), and change values only, so `--config.x=v` overrides are typed and
+checked the same way for every family.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def defaults() -> ml_collections.ConfigDict:
+  """Every field of a run config with its default; recipes (configs/) change values, never add fields."""
+  c = ml_collections.ConfigDict()
+  c.variant = ""
+  # Data. `dataset`: 'digits' (scikit-learn, bundled), a TFDS name ('mnist', 'cifar10', 'cifar100',
+  # 'imagenet2012', ...), or an image folder (a directory or .tar.gz with split/label/*.jpg|png).
+  c.dataset = "digits"
+  c.data_dir = ""              # TFDS data_dir; '' = TFDS's default (~/tensorflow_datasets)
+  c.cache_dir = ""             # decoded in-memory copies of small data sets; '' = ~/.cache/classic
+  c.train_split = "train"
+  c.eval_split = "test"
+  c.image_size = 32            # side of the (square) network input
+  c.channels = 3               # input channels (1 for the greyscale digit sets); checked against the data
+  c.augment = "none"           # 'none', 'shift' (pad-4 crop), 'cifar' (+ flip), 'imagenet', 'inception'
+  c.scale_range = (256, 480)   # 'imagenet' augmentation: shorter side sampled in this range
+  c.pca_lighting = 0.0         # AlexNet's PCA colour noise, std of the eigenvalue weights (0.1)
+  c.eval_crop = "center"       # 'center', 'ten_crop', 'full'
+  c.eval_resize = 256          # shorter side before the centre/10 crops of large images
+  c.pad = 0                    # pad images by this many zero pixels at load (MNIST 28 -> 32: 2)
+  c.mean = (0.0,)              # per-channel normalisation on the 0-255 scale
+  c.std = (255.0,)
+  c.in_memory = True           # decode the split once into RAM (small data sets)
+  c.corrupt_files = "stop"     # image folder with an unreadable file: 'stop' or 'skip'
+  c.data_workers = -1          # grain processes decoding encoded images: -1 = one per core, 0 = threads here
+  # Schedule of the run.
+  c.batch_size = 128           # global, over all devices and hosts
+  c.eval_batch_size = 0        # 0 = batch_size
+  c.train_steps = 1000
+  c.seed = 0
+  c.log_every = 50
+  c.eval_every = 500
+  c.checkpoint_every = 500
+  c.keep_checkpoints = 3
+  # Optimisation.
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "sgd"     # 'sgd', 'rmsprop', 'adam'
+  c.optimizer.lr = 0.1
+  c.optimizer.momentum = 0.9
+  c.optimizer.nesterov = False
+  c.optimizer.weight_decay = 1e-4
+  c.optimizer.weight_decay_style = "l2"   # 'l2' (added to the gradient, as the papers) or 'decoupled'
+  c.optimizer.decay_params = "all"        # 'all' or 'kernels' (not biases, BN)
+  c.optimizer.rms_decay = 0.9
+  c.optimizer.eps = 1.0
+  c.optimizer.grad_clip = 0.0             # global-norm clipping, 0 = off
+  c.optimizer.schedule = "constant"       # 'constant', 'steps', 'exponential', 'cosine'
+  c.optimizer.boundaries = (0,)           # 'steps': lr is multiplied by `factor` at each boundary
+  c.optimizer.factor = 0.1
+  c.optimizer.scales = ()                 # 'steps': per-boundary multipliers instead of `factor`
+  c.optimizer.decay_every = 0             # 'exponential': lr *= factor every this many steps
+  c.optimizer.warmup_steps = 0
+  c.label_smoothing = 0.0
+  c.aux_weight = 0.3                      # weight of auxiliary classifiers' losses, where a model has them
+  c.ema_decay = 0.0                       # Polyak averaging of the weights; 0 = off
+  c.half_precision = False                # bf16 compute, fp32 parameters and optimizer state
+  c.nonfinite = "stop"                    # non-finite loss/gradient: 'stop' or 'skip' the update
+  c.init_from = ""                        # a workdir whose checkpoint initialises the weights
+  c.model = ml_collections.ConfigDict()
+  c.model.name = ""
+  c.model.num_classes = 10               # checked against the data set
+  return c
