@@ -21,9 +21,15 @@ import statistics
 import time
 
 from absl import flags
+import jax
 from ml_collections import config_flags
+import numpy as np
 
 from classic import command
+from classic.data.pipeline import Pipeline
+from classic.data.sources import DataError
+from classic.models import stats
+from classic.train import mesh as mesh_lib, setup
 
 
 
@@ -54,7 +60,6 @@ def call_times(fn, calls: int, warmup: int = 0) -> list[float]:
 
 def matmul_peak(n: int = 4096, repeats: int = 5, dtype: str = "float32", warmup: int = 1) -> float:
   """FLOP/s of an n x n matrix product in `dtype` on the default device (median of `repeats`)."""
-  import jax
   a = jax.random.normal(jax.random.key(0), (n, n), dtype)
   f = jax.jit(lambda x, y: x @ y)
   return 2 * n**3 / statistics.median(call_times(lambda: f(a, a).block_until_ready(), repeats, warmup=warmup))
@@ -72,7 +77,6 @@ def op_profile(run_step, steps: int, top: int = 15) -> list[tuple[str, float, in
   import re
   import tempfile
 
-  import jax
   with tempfile.TemporaryDirectory() as trace_dir:
     jax.profiler.start_trace(trace_dir, create_perfetto_trace=True)
     for _ in range(steps):
@@ -93,11 +97,7 @@ def op_profile(run_step, steps: int, top: int = 15) -> list[tuple[str, float, in
 
 def train_step_speed(config, steps: int, warmup: int, profile: int = 0) -> dict:
   """The trainer's step (classic.train.setup) on random uint8 images: images/s, compile s, XLA's memory plan."""
-  import jax
-  import numpy as np
 
-  from classic.models import stats
-  from classic.train import mesh as mesh_lib, setup
 
   mesh = mesh_lib.make_mesh()
   mesh_lib.check_batch(config.batch_size)
@@ -139,8 +139,6 @@ def train_step_speed(config, steps: int, warmup: int, profile: int = 0) -> dict:
 def input_speed(config, batches: int) -> dict:
   """Images/s of the real input pipeline as training runs it (decode + augmentation + batching, in the
   config's data_workers processes where the data is encoded), or why it is unavailable."""
-  from classic.data.pipeline import Pipeline
-  from classic.data.sources import DataError
   try:
     t = time.perf_counter()
     pipe = Pipeline(config, train=True)

@@ -20,8 +20,12 @@ import os
 import sys
 
 from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-from classic import command
+from classic import command, interop, models
+from classic.train import checkpoint, optim, state as state_lib
 
 _FROM = flags.DEFINE_enum("from", None, ["torchvision", "timm", "keras"], "Source zoo.")
 _ARCH = flags.DEFINE_string("arch", None, "Architecture name in the source zoo (e.g. resnet50, "
@@ -43,7 +47,6 @@ def read_state_dict(path: str):
       raise ImportError(f"Reading {path} needs safetensors (pip install safetensors).") from e
     return load_file(path)
   if path.endswith(".npz"):
-    import numpy as np
     with np.load(path) as f:
       return dict(f)
   try:
@@ -60,7 +63,6 @@ def read_state_dict(path: str):
 
 def convert(source: str, arch: str | None, weights: str, num_classes: int | None = None):
   """(config, variables) from a weights file of `source`."""
-  from classic import interop
   if source == "keras":
     return interop.from_keras(weights, arch=arch, num_classes=num_classes)
   if not arch:
@@ -71,11 +73,7 @@ def convert(source: str, arch: str | None, weights: str, num_classes: int | None
 
 def write_workdir(workdir: str, config, variables) -> None:
   """config.json + a step-0 checkpoint that classic.train.loop.Trainer restores."""
-  import jax
-  import jax.numpy as jnp
 
-  from classic import models
-  from classic.train import checkpoint, optim, state as state_lib
 
   os.makedirs(workdir, exist_ok=True)
   checkpoint.check_config(workdir, config)

@@ -24,7 +24,11 @@ from pathlib import Path
 
 from absl import flags
 
-from classic import command
+from classic import command, models
+from classic.data import sources
+from classic.models.resnet import block_names
+from classic.train import checkpoint
+from classic.train.loop import Trainer
 
 _WORKDIRS = flags.DEFINE_multi_string("workdir", None, "Trained run(s) to lesion (repeatable).")
 _EXAMPLES = flags.DEFINE_integer("examples", 0, "Evaluate on N examples drawn at random (fixed) from the eval split "
@@ -39,11 +43,6 @@ class LesionError(Exception):
 
 def lesion_run(workdir: str, examples: int = 0) -> list[dict]:
   """One row per block (plus the intact net first): the test errors with that block deleted."""
-  from classic import models
-  from classic.data import sources
-  from classic.models.resnet import block_names
-  from classic.train import checkpoint
-  from classic.train.loop import Trainer
 
   config = checkpoint.read_config(workdir)
   if config.model.name != "resnet":

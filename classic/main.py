@@ -19,10 +19,13 @@ import json
 import os
 import sys
 
+import jax
 from absl import app, flags
 from ml_collections import config_flags
 
 from classic import command
+from classic.train import checkpoint, mesh
+from classic.train.loop import Trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file and variant, e.g. configs/resnet.py:resnet20.",
                                           lock_config=True)
@@ -44,7 +47,6 @@ def default_workdir(config) -> str:
 
 
 def _setup_jax(workdir: str) -> None:
-  import jax
   cache = os.environ.get("CLASSIC_JAX_CACHE", os.path.join(workdir, "jax_cache"))
   jax.config.update("jax_compilation_cache_dir", cache)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
@@ -52,9 +54,6 @@ def _setup_jax(workdir: str) -> None:
 
 def run(argv) -> int:
   del argv
-  from classic.train import checkpoint, mesh
-  from classic.train.loop import Trainer
-
   if _WORKDIR.value is None and _CONFIG.value is None:
     raise app.UsageError("give --config=FILE:VARIANT (a new or resumed run) or --workdir=DIR (eval, resume).")
   workdir = os.path.abspath(os.path.expanduser(_WORKDIR.value or default_workdir(_CONFIG.value)))
@@ -91,7 +90,6 @@ def run(argv) -> int:
     print(f"error: cannot read or write {getattr(e, 'filename', None) or workdir}: {e.strerror or e}. "
           f"{_complete_checkpoints(workdir)} Fix permissions and rerun to resume.", file=sys.stderr)
     return 1
-  import jax
   if jax.process_index() == 0:
     print(json.dumps({k: v for k, v in result.items() if isinstance(v, (int, float))}))
   return 0

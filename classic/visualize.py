@@ -26,8 +26,16 @@ import json
 from pathlib import Path
 
 from absl import flags
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
 
 from classic import command
+from classic.models.layers import LocalResponseNorm, relu_rule
+from classic.train import checkpoint, state as state_lib
+from classic.train.loop import Trainer
+from classic.train.step import preprocess
 
 
 
@@ -52,8 +60,6 @@ class VisualizeError(Exception):
 
 # --- the deconvnet's backward rules -------------------------------------------------------------
 def _deconv_relu():
-  import jax
-  import jax.numpy as jnp
 
   @jax.custom_vjp
   def relu(x):
@@ -67,10 +73,7 @@ def _deconv_relu():
 def deconvnet_mode():
   """Inside, every model's ReLU (classic.models.layers.relu, the one every family calls) rectifies
   the backward signal, and LRN passes it unchanged (flax method interception)."""
-  import flax.linen as nn
-  import jax
 
-  from classic.models.layers import LocalResponseNorm, relu_rule
 
   def interceptor(next_fun, args, kwargs, context):
     if isinstance(context.module, LocalResponseNorm) and context.method_name == "__call__":
@@ -85,8 +88,6 @@ def deconvnet_mode():
 # --- loading a run ------------------------------------------------------------------------------
 def load(workdir: str):
   """(config, model, variables, eval pipeline) of a trained run."""
-  from classic.train import checkpoint, state as state_lib
-  from classic.train.loop import Trainer
   config = checkpoint.read_config(workdir)
   trainer = Trainer(config, workdir, eval_only=True)
   if trainer.checkpointer.latest_step() is None:
@@ -97,11 +98,7 @@ def load(workdir: str):
 
 def eval_images(pipe, config, n: int):
   """The first n eval images as network inputs, display images in [0, 1], and labels."""
-  import jax
-  import jax.numpy as jnp
-  import numpy as np
 
-  from classic.train.step import preprocess
   raw, labels = [], []
   for b in range(pipe.num_eval_batches):
     batch = pipe.eval_batch(b)
@@ -143,8 +140,6 @@ def _flat(tree, prefix=""):
 def project(model, variables, x, layer: str, channel, position):
   """Deconvnet projections: for each image i, its activation at (position[i], channel[i]) of `layer`
   carried back to pixel space. x: (N, H, W, C); channel: (N,); position: (N, 2) -> (N, H, W, C)."""
-  import jax
-  import jax.numpy as jnp
 
   def fmap(inputs):
     return feature_map(model, variables, inputs, layer)
@@ -159,8 +154,6 @@ def project(model, variables, x, layer: str, channel, position):
 
 def deconvnet(model, variables, inputs, layer: str, channels: int, top: int):
   """The `channels` most active maps of `layer`; per map its `top` images and their projections."""
-  import jax.numpy as jnp
-  import numpy as np
   acts = np.asarray(feature_map(model, variables, inputs, layer))   # (N, h, w, K)
   peak = acts.reshape(len(acts), -1, acts.shape[-1]).max(1)         # (N, K)
   maps = np.argsort(-peak.max(0))[:channels]
@@ -179,9 +172,6 @@ def deconvnet(model, variables, inputs, layer: str, channels: int, top: int):
 def occlusion(model, variables, inputs, labels, patch: int, stride: int, batch: int = 64):
   """(N, gh, gw): probability of each image's true class with the grey square at each position.
   The square is 0 in the normalised input, i.e. the normalisation mean (grey)."""
-  import jax
-  import jax.numpy as jnp
-  import numpy as np
   size = inputs.shape[1]
   starts = list(range(0, size - patch + 1, stride))
   apply = jax.jit(lambda v, x: jax.nn.softmax(model.apply(v, x, train=False).astype(jnp.float32)))
@@ -200,14 +190,12 @@ def occlusion(model, variables, inputs, labels, patch: int, stride: int, batch: 
 
 # --- pictures -----------------------------------------------------------------------------------
 def _normalise(p):
-  import numpy as np
   p = p - p.mean()
   scale = np.abs(p).max()
   return np.clip(0.5 + 0.5 * p / scale, 0, 1) if scale > 0 else np.full_like(p, 0.5)
 
 
 def _rgb(img):
-  import numpy as np
   return np.repeat(img, 3, -1) if img.shape[-1] == 1 else img[..., :3]
 
 
@@ -215,7 +203,6 @@ def write_deconv(rows, shown, layer: str, out: Path) -> Path:
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  import numpy as np
   top = max(len(r["images"]) for r in rows)
   fig, axes = plt.subplots(len(rows), 2 * top, figsize=(0.9 * 2 * top, 0.9 * len(rows) + 0.4),
                            squeeze=False)
@@ -239,7 +226,6 @@ def write_occlusion(maps, shown, labels, indices, out: Path) -> Path:
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  import numpy as np
   fig, axes = plt.subplots(len(maps), 2, figsize=(4, 2 * len(maps)), squeeze=False)
   for i, (m, img) in enumerate(zip(maps, shown)):
     axes[i, 0].imshow(_rgb(img))
@@ -259,7 +245,6 @@ def write_occlusion(maps, shown, labels, indices, out: Path) -> Path:
 
 def main(argv):
   del argv
-  import numpy as np
   F = flags.FLAGS
 
   out = Path(F.out or F.workdir)

@@ -108,6 +108,14 @@ def cifar10(model_variant: str, *, train_steps: int, batch_size: int = 128) -> m
   return c
 
 
+def load(spec: str) -> ml_collections.ConfigDict:
+  """The config of 'configs/<family>.py:<variant>' (or '<family>:<variant>'), as --config resolves it."""
+  import importlib
+  path, _, variant = spec.partition(":")
+  family = path.removeprefix("configs/").removesuffix(".py")
+  return importlib.import_module(f"configs.{family}").get_config(variant or None)
+
+
 def config_files() -> list[str]:
   """Names of the family config files in configs/ (those with variants)."""
   import pathlib

@@ -29,13 +29,9 @@ def vgg(model_variant: str):
   return c
 
 
-VARIANTS = {}
-for _column, _model in COLUMNS.items():
-  VARIANTS[_column] = functools.partial(vgg, _model)
-  VARIANTS[f"{_column}_bn"] = functools.partial(vgg, f"{_model}_bn")
-for _model in ("vgg11", "vgg13", "vgg16", "vgg19"):
-  VARIANTS[_model] = functools.partial(vgg, _model)
-  VARIANTS[f"{_model}_bn"] = functools.partial(vgg, f"{_model}_bn")
+_NAMES = list(COLUMNS) + ["vgg11", "vgg13", "vgg16", "vgg19"]
+VARIANTS = {name: functools.partial(vgg, COLUMNS.get(name, name)) for name in _NAMES}
+VARIANTS.update({f"{name}_bn": functools.partial(vgg, f"{COLUMNS.get(name, name)}_bn") for name in _NAMES})
 
 
 def get_config(arg=None):

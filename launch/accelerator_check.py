@@ -85,8 +85,8 @@ def matmul_peaks(n: int) -> dict:
 
 
 def _config(family: str, variant: str):
-  import importlib
-  return importlib.import_module(f"configs.{family}").get_config(variant)
+  from configs import common
+  return common.load(f"{family}:{variant}")
 
 
 def train_steps(size: dict, bf16_peak: float, keys: list[str]) -> dict:

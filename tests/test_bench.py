@@ -32,11 +32,12 @@ def test_bench_names_a_dataset_it_cannot_read():
 
 
 def test_bench_compile_only_and_cpu_flags():
-  """--steps=0 compiles and stops; on a CPU-only install YNNPACK is off (docs/performance.md)."""
+  """--steps=0 compiles and stops; on a CPU-only install the command wrapper turns YNNPACK off
+  (classic.platform; docs/performance.md)."""
   code = ("import os, sys; sys.argv = ['bench', '--config=configs/resnet.py:resnet20', '--batch=8', "
-          "'--steps=0', '--data_batches=0', '--json']; from absl import app; from classic import bench; bench.define_flags(); "
+          "'--steps=0', '--data_batches=0', '--json']; from classic import bench, command; bench.define_flags(); "
           "import atexit; atexit.register(lambda: print('XLA_FLAGS=' + os.environ.get('XLA_FLAGS', ''))); "
-          "app.run(bench.main)")
+          "command.run(bench.main)")
   out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
                        timeout=300, env={k: v for k, v in __import__("os").environ.items() if k != "XLA_FLAGS"})
   lines = out.stdout.strip().splitlines()
@@ -82,9 +83,9 @@ def test_convolution_benchmark_reads_the_models_convolutions(variant, convolutio
   r = json.loads(out.strip().splitlines()[-1])
   assert r["batch"] == 2 and r["convolutions"] == convolutions
   from classic import models
-  from classic.interop import common
   from classic.models import stats
-  config = common.get_config("resnet", variant)
+  from configs import common
+  config = common.load(f"resnet:{variant}")
   macs = stats.totals(models.build(config.model), (1, 32, 32, 3))["macs"]
   assert r["conv_macs_per_image"] == macs - fc_macs
   for name in ("total_ms", "forward_ms", "input_grad_ms", "weight_grad_ms", "ceiling_img_per_s"):

@@ -3,9 +3,12 @@ the digits, one row per deleted block, the intact row equal to the run's own fin
 
 import csv
 import json
+import pathlib
+import re
 import subprocess
 import sys
 
+import orbax.checkpoint
 import pytest
 from PIL import Image
 
@@ -33,6 +36,11 @@ def test_lesion_table_and_plot(runs):
   out = runs / "out"
   proc = lesion(f"--workdir={runs / 'resnet'}", f"--workdir={runs / 'plain'}", f"--out={out}")
   assert proc.returncode == 0, proc.stderr[-3000:]
+  # the command wrapper keeps Orbax's per-restore INFO lines off the console (absl names the file)
+  orbax_files = ({p.name for p in pathlib.Path(orbax.checkpoint.__file__).parent.parent.rglob("*.py")}
+                 - {p.name for p in pathlib.Path(REPO, "classic").rglob("*.py")})
+  info = [m.group(1) for m in re.finditer(r"^I\d{4} [\d:.]+ +\d+ ([\w.]+):\d+\]", proc.stderr, re.M)]
+  assert info and not orbax_files & set(info), sorted(set(info))
   assert json.loads(proc.stdout.strip().splitlines()[-1])["rows"] == 8
   with open(out / "lesion.csv") as f:
     rows = list(csv.DictReader(f))

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register, variant
-from classic.models.inception import (AuxHead, Conv, InceptionModule, check_factorization,
+from classic.models.inception import (AuxHead, ConvSpec, InceptionModule, check_factorization,
                                       conv_padding, factorize, run_aux)
 from classic.models.layers import ConvBN, LocalResponseNorm, max_pool
 
@@ -94,9 +94,9 @@ class GoogLeNet(nn.Module):
     n1, r3, n3, r5, n5, proj = TABLE1[name]
     k = self.branch5x5_kernel
     return InceptionModule(
-        branches=((Conv(n1),),
-                  (Conv(r3), Conv(n3, (3, 3))),
-                  (Conv(r5),) + factorize(k, n5, self.factorization)),
+        branches=((ConvSpec(n1),),
+                  (ConvSpec(r3), ConvSpec(n3, (3, 3))),
+                  (ConvSpec(r5),) + factorize(k, n5, self.factorization)),
         pool="max", pool_proj=proj, bn=self.bn, bn_group_size=self.bn_group_size,
         bn_epsilon=self.bn_epsilon, kernel_init=caffe_xavier, dtype=self.dtype, name=f"inception_{name}")
 

@@ -2,9 +2,12 @@
 
 An Inception module (Szegedy et al. 2014 "Going deeper with convolutions", Fig. 2b) runs parallel
 branches of convolutions over one input and concatenates their outputs along channels; the last branch
-pools (3x3) and optionally projects with a 1x1 convolution. A branch is a sequence of `Conv` specs (and
-`Split`s: parallel convolutions whose outputs are concatenated, Inception v3's expanded 8x8 bank, Fig. 7
-of Szegedy et al. 2015). Strided modules (BN-Inception 3c/4e, Inception v3's grid reductions, Fig. 10)
+pools (3x3) and optionally projects with a 1x1 convolution.
+
+The layer specs, one vocabulary for Inception v1-v4 (classic/models/inception_v4.py builds its stems,
+modules and reductions from them too): `ConvSpec` (a convolution + BN + ReLU), `PoolSpec` (a max or
+average pool) and `Split` (parallel specs on one input whose outputs are concatenated: Inception v3's
+expanded 8x8 bank, Fig. 7 of Szegedy et al. 2015). A branch is a sequence of them. Strided modules (BN-Inception 3c/4e, Inception v3's grid reductions, Fig. 10)
 are the same module with stride-2 last convolutions and a pass-through pool.
 
 `factorize` is the one place where a large nxn convolution is written in one of the three ways the
@@ -34,7 +37,7 @@ import jax.numpy as jnp
 from classic.models.layers import ConvBN, he_normal, max_pool, relu
 
 
-class Conv(NamedTuple):
+class ConvSpec(NamedTuple):
   """A convolution of a branch. padding 'same': symmetric (k-1)/2 zeros per side; 'valid': none."""
 
   features: int
@@ -43,10 +46,19 @@ class Conv(NamedTuple):
   padding: str = "same"
 
 
-class Split(NamedTuple):
-  """Parallel convolutions on one input whose outputs are concatenated (Szegedy et al. 2015 Fig. 7)."""
+class PoolSpec(NamedTuple):
+  """A square max or average pool ('max' | 'avg'); padding as ConvSpec's."""
 
-  convs: tuple[Conv, ...]
+  kind: str
+  window: int = 3
+  strides: int = 1
+  padding: str = "same"
+
+
+class Split(NamedTuple):
+  """Parallel specs on one input whose outputs are concatenated (Szegedy et al. 2015 Fig. 7)."""
+
+  convs: tuple[ConvSpec, ...]
 
 
 # Accepted factorization names, mapped to the canonical ones.
@@ -54,7 +66,7 @@ _FACTORIZATION = {"nxn": "nxn", "5x5": "nxn", "3x3": "3x3", "3x3x2": "3x3", "1xn
 
 
 def factorize(n: int, features: int, mode: str, mid_features: int | None = None, strides: int = 1,
-              first: str = "1xn") -> tuple[Conv, ...]:
+              first: str = "1xn") -> tuple[ConvSpec, ...]:
   """An nxn convolution ('nxn'), a stack of 3x3s ('3x3'), or 1xn + nx1 ('1xn'); see the docstring.
 
   `first='nx1'` orders the asymmetric pair nx1 then 1xn. The stride goes on the last convolution.
@@ -64,16 +76,16 @@ def factorize(n: int, features: int, mode: str, mid_features: int | None = None,
   mode = _FACTORIZATION[mode]
   mid = features if mid_features is None else mid_features
   if mode == "nxn":
-    return (Conv(features, (n, n), strides),)
+    return (ConvSpec(features, (n, n), strides),)
   if mode == "3x3":
     if n < 3 or n % 2 == 0:
       raise ValueError(f"a stack of 3x3 convolutions replaces an odd n >= 3, got n={n}.")
     count = (n - 1) // 2
-    return tuple(Conv(mid, (3, 3)) for _ in range(count - 1)) + (Conv(features, (3, 3), strides),)
+    return tuple(ConvSpec(mid, (3, 3)) for _ in range(count - 1)) + (ConvSpec(features, (3, 3), strides),)
   if first not in ("1xn", "nx1"):
     raise ValueError(f"first must be '1xn' or 'nx1', got {first!r}.")
   a, b = ((1, n), (n, 1)) if first == "1xn" else ((n, 1), (1, n))
-  return (Conv(mid, a), Conv(features, b, strides))
+  return (ConvSpec(mid, a), ConvSpec(features, b, strides))
 
 
 def check_factorization(mode: str, allowed: Sequence[str], family: str) -> None:
@@ -93,7 +105,7 @@ def conv_padding(kernel: Sequence[int], padding: str) -> Any:
 class InceptionModule(nn.Module):
   """Parallel conv branches plus a 3x3 pool branch, concatenated in that order along channels."""
 
-  branches: tuple[tuple[Conv | Split, ...], ...]
+  branches: tuple[tuple[ConvSpec | Split, ...], ...]
   pool: str = "max"                # 'max' or 'avg'
   pool_strides: int = 1
   pool_padding: str = "same"
@@ -111,7 +123,7 @@ class InceptionModule(nn.Module):
                              bn_epsilon=self.bn_epsilon, kernel_init=self.kernel_init,
                              dtype=self.dtype)
 
-    def apply(spec: Conv, y: jax.Array, name: str) -> jax.Array:
+    def apply(spec: ConvSpec, y: jax.Array, name: str) -> jax.Array:
       return conv(spec.features, tuple(spec.kernel), spec.strides,
                   padding=conv_padding(spec.kernel, spec.padding), name=name)(y, train)
 
@@ -146,7 +158,7 @@ class AuxHead(nn.Module):
   num_classes: int
   pool_window: int = 5
   pool_strides: int = 3
-  convs: tuple[Conv, ...] = (Conv(128, (1, 1)),)
+  convs: tuple[ConvSpec, ...] = (ConvSpec(128, (1, 1)),)
   hidden: tuple[int, ...] = (1024,)
   dropout: float = 0.7
   global_pool: bool = False        # average the map after the convs (Inception v3) instead of flattening

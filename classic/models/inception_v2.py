@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register, variant
-from classic.models.inception import (AuxHead, Conv, InceptionModule, check_factorization,
+from classic.models.inception import (AuxHead, ConvSpec, InceptionModule, check_factorization,
                                       conv_padding, factorize, run_aux)
 from classic.models.layers import ConvBN, max_pool
 
@@ -72,9 +72,9 @@ class InceptionV2(nn.Module):
       proj = SLIM_POOL_PROJ.get(name, proj)
     elif self.widths != "figure5":
       raise ValueError(f"widths must be 'figure5' or 'slim', got {self.widths!r}.")
-    branches = ((Conv(n1),),) if n1 else ()
-    branches += ((Conv(r3), Conv(n3, (3, 3), s)),
-                 (Conv(rd),) + factorize(5, nd, self.factorization, strides=s))
+    branches = ((ConvSpec(n1),),) if n1 else ()
+    branches += ((ConvSpec(r3), ConvSpec(n3, (3, 3), s)),
+                 (ConvSpec(rd),) + factorize(5, nd, self.factorization, strides=s))
     return InceptionModule(branches=branches, pool=pool, pool_strides=s, pool_proj=proj,
                            bn=True, bn_group_size=self.bn_group_size, bn_epsilon=self.bn_epsilon,
                            dtype=self.dtype, name=f"inception_{name}")

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register, variant
-from classic.models.inception import (AuxHead, Conv, InceptionModule, Split, check_factorization,
+from classic.models.inception import (AuxHead, ConvSpec, InceptionModule, Split, check_factorization,
                                       conv_padding, factorize, run_aux)
 from classic.models.layers import ConvBN, max_pool
 
@@ -44,42 +44,42 @@ GRID17 = (("mixed_6b", 128), ("mixed_6c", 160), ("mixed_6d", 160), ("mixed_6e", 
 
 def module_35(pool_proj: int) -> dict:
   """Fig. 5 (with the 5x5 branch of the public layout): 64 + 64 + 96 + pool_proj channels."""
-  return dict(branches=((Conv(64),),
-                        (Conv(48), Conv(64, (5, 5))),
-                        (Conv(64), Conv(96, (3, 3)), Conv(96, (3, 3)))),
+  return dict(branches=((ConvSpec(64),),
+                        (ConvSpec(48), ConvSpec(64, (5, 5))),
+                        (ConvSpec(64), ConvSpec(96, (3, 3)), ConvSpec(96, (3, 3)))),
               pool="avg", pool_proj=pool_proj)
 
 
 def reduction_35_to_17() -> dict:
   """Fig. 10: stride-2 conv branches beside a stride-2 max pool; 384 + 96 + 288 = 768 channels."""
-  return dict(branches=((Conv(384, (3, 3), 2, "valid"),),
-                        (Conv(64), Conv(96, (3, 3)), Conv(96, (3, 3), 2, "valid"))),
+  return dict(branches=((ConvSpec(384, (3, 3), 2, "valid"),),
+                        (ConvSpec(64), ConvSpec(96, (3, 3)), ConvSpec(96, (3, 3), 2, "valid"))),
               pool="max", pool_strides=2, pool_padding="valid")
 
 
 def module_17(c: int, mode: str) -> dict:
   """Fig. 6, n=7: 192 + 192 + 192 + 192 = 768 channels."""
-  return dict(branches=((Conv(192),),
-                        (Conv(c),) + factorize(7, 192, mode, c),
-                        (Conv(c),) + factorize(7, c, mode, c, first="nx1")
+  return dict(branches=((ConvSpec(192),),
+                        (ConvSpec(c),) + factorize(7, 192, mode, c),
+                        (ConvSpec(c),) + factorize(7, c, mode, c, first="nx1")
                         + factorize(7, 192, mode, c, first="nx1")),
               pool="avg", pool_proj=192)
 
 
 def reduction_17_to_8(mode: str) -> dict:
   """320 + 192 + 768 (pooled) = 1280 channels."""
-  return dict(branches=((Conv(192), Conv(320, (3, 3), 2, "valid")),
-                        (Conv(192),) + factorize(7, 192, mode, 192)
-                        + (Conv(192, (3, 3), 2, "valid"),)),
+  return dict(branches=((ConvSpec(192), ConvSpec(320, (3, 3), 2, "valid")),
+                        (ConvSpec(192),) + factorize(7, 192, mode, 192)
+                        + (ConvSpec(192, (3, 3), 2, "valid"),)),
               pool="max", pool_strides=2, pool_padding="valid")
 
 
 def module_8() -> dict:
   """Fig. 7, expanded filter bank: 320 + 768 + 768 + 192 = 2048 channels."""
-  split = Split((Conv(384, (1, 3)), Conv(384, (3, 1))))
-  return dict(branches=((Conv(320),),
-                        (Conv(384), split),
-                        (Conv(448), Conv(384, (3, 3)), split)),
+  split = Split((ConvSpec(384, (1, 3)), ConvSpec(384, (3, 1))))
+  return dict(branches=((ConvSpec(320),),
+                        (ConvSpec(384), split),
+                        (ConvSpec(448), ConvSpec(384, (3, 3)), split)),
               pool="avg", pool_proj=192)
 
 
@@ -125,7 +125,7 @@ class InceptionV3(nn.Module):
     for name, c in GRID17:
       x = mixed(name, module_17(c, self.factorization))(x, train)
     if self.aux_heads:
-      head = AuxHead(self.num_classes, convs=(Conv(128), Conv(768, (5, 5), padding="valid")),
+      head = AuxHead(self.num_classes, convs=(ConvSpec(128), ConvSpec(768, (5, 5), padding="valid")),
                      hidden=(), dropout=0.0, global_pool=True, shrink_kernels=True, bn=True,
                      name="aux", **bn)
       run_aux(self, head, x, train)

@@ -44,26 +44,28 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register, variant
+from classic.models.inception import ConvSpec, PoolSpec, Split, conv_padding
 from classic.models.layers import Conv, ConvBN, fusion_barrier, global_avg_pool, max_pool, relu
 
 
-# A layer spec is ('conv', features, (kh, kw), stride, padding), ('max'|'avg', window, stride, padding)
-# or ('fork', (spec, ...)): the fork applies each spec to the same input and concatenates the results.
-def conv(features: int, kh: int, kw: int | None = None, stride: int = 1, padding: str = "SAME"):
-  return ("conv", features, (kh, kh if kw is None else kw), stride, padding)
+# The layer specs of classic/models/inception.py (ConvSpec, PoolSpec, Split), written short as the
+# figures print them: conv(features, kh, kw, stride, padding), the stems' and reductions' 3x3/2 'V'
+# max pool, the modules' 3x3/1 average pool, and fork(...) for a Split.
+def conv(features: int, kh: int, kw: int | None = None, stride: int = 1, padding: str = "same") -> ConvSpec:
+  return ConvSpec(features, (kh, kh if kw is None else kw), stride, padding)
 
 
-def fork(*specs):
-  return ("fork", tuple(specs))
+def fork(*specs) -> Split:
+  return Split(tuple(specs))
 
 
-MAX_POOL = ("max", 3, 2, "VALID")   # the 3x3/2 'V' max pool of the stems and reductions
-AVG_POOL = ("avg", 3, 1, "SAME")    # the 3x3/1 average pool of the Inception modules
-V = "VALID"
+MAX_POOL = PoolSpec("max", 3, 2, "valid")   # the 3x3/2 'V' max pool of the stems and reductions
+AVG_POOL = PoolSpec("avg", 3, 1, "same")    # the 3x3/1 average pool of the Inception modules
+V = "valid"
 
 
-class Layers(nn.Module):
-  """A chain of layer specs; the building unit of every branch and of the stems."""
+class Chain(nn.Module):
+  """Layer specs applied one after another; the building unit of every branch and of the stems."""
 
   specs: tuple
   bn_group_size: int = 0
@@ -77,26 +79,27 @@ class Layers(nn.Module):
     return x
 
   def _apply(self, spec, x, train, name):
-    kind = spec[0]
-    if kind == "conv":
-      _, features, kernel, stride, padding = spec
-      return ConvBN(features, kernel, stride, padding=padding, bn_group_size=self.bn_group_size,
-                    bn_epsilon=self.bn_epsilon, dtype=self.dtype, name=f"conv{name}")(x, train)
-    if kind == "max":
-      _, window, stride, padding = spec
-      return max_pool(x, (window, window), (stride, stride), padding=padding)
-    if kind == "avg":
-      _, window, stride, padding = spec
-      return nn.avg_pool(x, (window, window), (stride, stride), padding=padding,
-                         count_include_pad=False)
-    if kind == "fork":
-      return jnp.concatenate([self._apply(s, x, train, f"{name}_{j}") for j, s in enumerate(spec[1])],
+    if isinstance(spec, ConvSpec):
+      kernel = tuple(spec.kernel)
+      return ConvBN(spec.features, kernel, spec.strides, padding=conv_padding(kernel, spec.padding),
+                    bn_group_size=self.bn_group_size, bn_epsilon=self.bn_epsilon, dtype=self.dtype,
+                    name=f"conv{name}")(x, train)
+    if isinstance(spec, PoolSpec):
+      window, strides = (spec.window,) * 2, (spec.strides,) * 2
+      padding = conv_padding(window, spec.padding)
+      if spec.kind == "max":
+        return max_pool(x, window, strides, padding=padding)
+      if spec.kind != "avg":
+        raise ValueError(f"a pool is 'max' or 'avg', got {spec.kind!r}")
+      return nn.avg_pool(x, window, strides, padding=padding, count_include_pad=False)
+    if isinstance(spec, Split):
+      return jnp.concatenate([self._apply(s, x, train, f"{name}_{j}") for j, s in enumerate(spec.convs)],
                              axis=-1)
     raise ValueError(f"unknown layer spec {spec!r}")
 
 
 class Mixed(nn.Module):
-  """Parallel branches (each a chain of layer specs) concatenated along channels."""
+  """Parallel branches (each a Chain of layer specs) concatenated along channels (TF-slim's 'mixed')."""
 
   branches: tuple
   bn_group_size: int = 0
@@ -106,7 +109,7 @@ class Mixed(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     return jnp.concatenate(
-        [Layers(b, self.bn_group_size, self.bn_epsilon, self.dtype, name=f"branch{i}")(x, train)
+        [Chain(b, self.bn_group_size, self.bn_epsilon, self.dtype, name=f"branch{i}")(x, train)
          for i, b in enumerate(self.branches)], axis=-1)
 
 
@@ -130,7 +133,7 @@ class ResidualInception(nn.Module):
 
 # ---- Inception-v4 (Figs. 3-9) ----
 STEM_V4 = (  # Fig. 3: 299x299x3 -> 35x35x384
-    ("layers", (conv(32, 3, stride=2, padding=V), conv(32, 3, padding=V), conv(64, 3))),
+    ("chain", (conv(32, 3, stride=2, padding=V), conv(32, 3, padding=V), conv(64, 3))),
     ("mixed", ((MAX_POOL,), (conv(96, 3, stride=2, padding=V),))),
     ("mixed", ((conv(64, 1), conv(96, 3, padding=V)),
                (conv(64, 1), conv(64, 7, 1), conv(64, 1, 7), conv(96, 3, padding=V)))),
@@ -157,7 +160,7 @@ def reduction_a(k: int, l: int, m: int, n: int) -> tuple:
 
 
 # ---- Inception-ResNet-v1 (Figs. 10-15) ----
-STEM_RESNET_V1 = (("layers", (conv(32, 3, stride=2, padding=V), conv(32, 3, padding=V), conv(64, 3),
+STEM_RESNET_V1 = (("chain", (conv(32, 3, stride=2, padding=V), conv(32, 3, padding=V), conv(64, 3),
                               MAX_POOL, conv(80, 1), conv(192, 3, padding=V),
                               conv(256, 3, stride=2, padding=V))),)                      # Fig. 14
 IR_A_V1 = ((conv(32, 1),), (conv(32, 1), conv(32, 3)), (conv(32, 1), conv(32, 3), conv(32, 3)))  # Fig. 10
@@ -175,7 +178,7 @@ REDUCTION_B_V2 = ((MAX_POOL,), (conv(256, 1), conv(384, 3, stride=2, padding=V))
                   (conv(256, 1), conv(288, 3, stride=2, padding=V)),
                   (conv(256, 1), conv(288, 3), conv(320, 3, stride=2, padding=V)))       # Fig. 18
 STEM_TF_SLIM = (  # TF-slim's stem up to and including 'mixed_5b': 299x299x3 -> 35x35x320
-    ("layers", (conv(32, 3, stride=2, padding=V), conv(32, 3, padding=V), conv(64, 3), MAX_POOL,
+    ("chain", (conv(32, 3, stride=2, padding=V), conv(32, 3, padding=V), conv(64, 3), MAX_POOL,
                 conv(80, 1, padding=V), conv(192, 3, padding=V), MAX_POOL)),
     ("mixed", ((conv(96, 1),), (conv(48, 1), conv(64, 5)), (conv(64, 1), conv(96, 3), conv(96, 3)),
                (AVG_POOL, conv(64, 1)))),
@@ -217,7 +220,7 @@ class _Inception(nn.Module):
 
   def _stem(self, specs, x, train, common):
     for i, (kind, spec) in enumerate(specs):
-      cls = Layers if kind == "layers" else Mixed
+      cls = Chain if kind == "chain" else Mixed
       x = cls(spec, **common, name=f"stem{i}")(x, train)
     self.sow("intermediates", "stem_out", x)
     return x

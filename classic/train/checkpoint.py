@@ -126,6 +126,12 @@ class Checkpointer:
       return restored
     raise CheckpointError(f"No readable checkpoint in {self.directory}:\n  " + "\n  ".join(errors))
 
+  def restore_arrays(self, step: int | None = None) -> dict[str, Any]:
+    """The saved state of `step` (default: the latest) as host arrays in its saved tree, with no
+    abstract state to match (another run's weights: Trainer's init_from)."""
+    step = self.latest_step() if step is None else step
+    return self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+
   def _saved_shapes(self, step: int) -> dict[str, tuple]:
     tree = self.manager.item_metadata(step)["state"]
     return {_path(p): tuple(v.shape) for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]

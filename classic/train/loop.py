@@ -116,8 +116,7 @@ class Trainer:
     other = checkpoint.Checkpointer(source_workdir, 1, async_save=False)
     if other.latest_step() is None:
       raise FileNotFoundError(f"init_from: no checkpoint in {source_workdir}/checkpoints.")
-    restored = other.manager.restore(other.latest_step(), args=checkpoint.ocp.args.Composite(
-        state=checkpoint.ocp.args.StandardRestore()))["state"]
+    restored = other.restore_arrays()
     other.close()
     src_params, src_stats = restored["params"], restored.get("batch_stats", {})
 

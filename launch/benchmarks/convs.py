@@ -25,7 +25,7 @@ PASSES = ("forward", "input_grad", "weight_grad")
 
 
 @dataclasses.dataclass(frozen=True)
-class Conv:
+class ConvCall:
   """One convolution of the model: NHWC input, HWIO kernel (classic's layout), as in its jaxpr."""
   input_shape: tuple[int, ...]
   kernel_shape: tuple[int, ...]
@@ -49,7 +49,7 @@ class Conv:
     return n * oh * ow * cout * kh * kw * cin
 
 
-def model_convs(config, batch: int) -> list[Conv]:
+def model_convs(config, batch: int) -> list[ConvCall]:
   """The convolutions of the config's model in training mode, at this batch size."""
   import jax
   import jax.numpy as jnp
@@ -64,7 +64,7 @@ def model_convs(config, batch: int) -> list[Conv]:
                                                    rngs={"dropout": jax.random.key(2)}))(
       variables, jax.ShapeDtypeStruct(shape, jnp.float32))
   image = closed.jaxpr.invars[-1]
-  convs: list[Conv] = []
+  convs: list[ConvCall] = []
 
   def walk(jaxpr) -> None:
     for eqn in jaxpr.eqns:
@@ -78,7 +78,7 @@ def model_convs(config, batch: int) -> list[Conv]:
         if any(d != 1 for d in p["lhs_dilation"]) or p["batch_group_count"] != 1:
           raise ValueError("bench_convs handles forward convolutions only (no lhs dilation, batch groups)")
         lhs, rhs = eqn.invars
-        convs.append(Conv(tuple(lhs.aval.shape), tuple(rhs.aval.shape), tuple(p["window_strides"]),
+        convs.append(ConvCall(tuple(lhs.aval.shape), tuple(rhs.aval.shape), tuple(p["window_strides"]),
                           tuple(tuple(pad) for pad in p["padding"]), tuple(p["rhs_dilation"]),
                           p["feature_group_count"], needs_input_grad=lhs is not image))
       for value in eqn.params.values():
@@ -99,7 +99,7 @@ def _median_ms(fn, reps: int) -> float:
   return 1e3 * statistics.median(call_times(fn, reps, warmup=1))
 
 
-def jax_times(convs: list[Conv], reps: int) -> dict:
+def jax_times(convs: list[ConvCall], reps: int) -> dict:
   """Median ms of all the convolutions' passes, each pass alone and the three in one program."""
   from classic import platform
   platform.set_up_xla()
@@ -109,7 +109,7 @@ def jax_times(convs: list[Conv], reps: int) -> dict:
 
   from classic.models import layers
 
-  def conv(c: Conv, x, w):  # what the model runs: XLA's convolution, or a matrix product for 1x1 on CPU
+  def conv(c: ConvCall, x, w):  # what the model runs: XLA's convolution, or a matrix product for 1x1 on CPU
     return layers.conv_general_dilated(x, w, c.strides, c.padding, rhs_dilation=c.dilation,
                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                        feature_group_count=c.groups)
@@ -139,7 +139,7 @@ def jax_times(convs: list[Conv], reps: int) -> dict:
                                             zip(PASSES, (forward, input_grad, weight_grad))}}
 
 
-def torch_times(convs: list[Conv], reps: int) -> dict | None:
+def torch_times(convs: list[ConvCall], reps: int) -> dict | None:
   """The same passes in PyTorch (oneDNN, channels-last), or None without torch."""
   try:
     import torch
@@ -206,9 +206,8 @@ def main() -> None:
   parser.add_argument("--reps", type=int, default=10)
   parser.add_argument("--json", action="store_true")
   args = parser.parse_args()
-  path, _, variant = args.config.partition(":")
-  from classic.interop import common
-  config = common.get_config(path.removeprefix("configs/").removesuffix(".py"), variant)
+  from configs import common
+  config = common.load(args.config)
   result = run(config, args.batch or config.batch_size, args.reps)
   if args.json:
     print(json.dumps(result))
