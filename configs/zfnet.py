@@ -4,8 +4,9 @@
 
 Recipe (§3): SGD, batch 128, momentum 0.9, lr 0.01 annealed by hand when the validation error
 plateaued (here divided by 10 at epochs 30 and 50), 70 epochs; images resized to 256, 224 crops and
-flips (10 sub-crops at test: `--config.eval_crop=ten_crop`). The paper gives no weight decay; 5e-4
-as AlexNet, which it follows.
+flips (10 sub-crops at test: `--config.eval_crop=ten_crop`); after each update every conv filter whose
+RMS exceeds a radius of 1e-1 is renormalised to it (`optimizer.filter_radius`). The paper gives no
+weight decay; 5e-4 as AlexNet, which it follows.
 """
 
 from configs import common
@@ -17,6 +18,7 @@ def zfnet():
   c = common.imagenet("zfnet", batch_size=128, train_steps=70 * STEPS_PER_EPOCH,
                       eval_every=5 * STEPS_PER_EPOCH, scale_range=(256, 256))
   c.optimizer.weight_decay = 5e-4
+  c.optimizer.filter_radius = 0.1   # §3: conv filters whose RMS exceeds 1e-1 renormalised to it
   common.steps_schedule(c, 0.01, [e * STEPS_PER_EPOCH for e in (30, 50)])
   return c
 

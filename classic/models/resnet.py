@@ -7,6 +7,11 @@ One module covers the family; the paper's design choices are fields:
 - `residual=False` gives the plain net of the same depth: the same layers without the shortcuts.
 - `shortcut`: 'A' zero-padded identity, 'B' projection where the shape changes, 'C' all projections.
 - `preact=True` gives ResNet v2: BN-ReLU-conv ordering, identity shortcuts kept clean (2016, Fig. 4e).
+  The ImageNet stem ends in BN-ReLU and max pooling, so the first block of stage 1 takes its
+  activation from the stem and pre-activates nothing ("right after conv1 and before splitting into
+  two paths", He et al. 2016 appendix; fb.resnet.torch's preresnet.lua, 'no_preact'); every other
+  stage's first block pre-activates before the split (its projection shortcut reads the activation).
+  The CIFAR stem is a bare conv, so there stage 1's first block pre-activates too.
 - `stride_on_3x3=True` puts the bottleneck's stride on its 3x3 conv (torchvision's "v1.5"); the
   paper puts it on the first 1x1 (default).
 - `bn_epsilon`: 1e-5 (Torch, Caffe); Keras' ResNets use 1.001e-5.
@@ -74,6 +79,8 @@ class Block(nn.Module):
   zero_init_last_bn: bool = False
   bn_epsilon: float = 1e-5
   keras_v2: bool = False          # ResNet.preact_layout == 'keras'
+  stem_activated: bool = False    # preact: the input is already BN-ReLU'd (stage 1's first block after
+                                  # the ImageNet stem), so the block pre-activates nothing
   deleted: bool = False           # lesion (Veit et al. 2016): only the shortcut path remains
   dtype: Any = None
 
@@ -93,7 +100,7 @@ class Block(nn.Module):
       specs = [(self.features, 3, self.strides), (self.features, 3, 1)]
 
     if self.preact:
-      pre = relu(bn(name="preact_bn")(x, train))
+      pre = x if self.stem_activated else relu(bn(name="preact_bn")(x, train))
       shortcut_in = pre if self.first_in_stage else x
       y = pre
       for i, (f, k, s) in enumerate(specs):
@@ -228,6 +235,8 @@ class ResNet(nn.Module):
             preact=self.preact, first_in_stage=b == 0, stride_on_3x3=self.stride_on_3x3,
             bn_group_size=self.bn_group_size, zero_init_last_bn=self.zero_init_last_bn,
             bn_epsilon=self.bn_epsilon, keras_v2=keras_v2, dtype=self.dtype,
+            stem_activated=(self.preact and not keras_v2 and self.stem == "imagenet" and stage == 0
+                            and b == 0),
             deleted=f"stage{stage + 1}_block{b + 1}" in self.lesion))
       b = 0
       while b < blocks:

@@ -10,8 +10,8 @@ Paddings chosen to reproduce Fig. 3's map sizes (110, 55, 26, 13, 13, 13, 6): co
 side, conv2 none, conv3-5 pad 1; the pools round their output size up as cuda-convnet and Caffe do
 (`caffe_pool`: 110 -> 55, 26 -> 13, 13 -> 6). The contrast normalisation is taken to be AlexNet's
 response normalisation (k=2, n=5, alpha=1e-4, beta=0.75); the paper gives no constants.
-The paper's training-time renormalisation of conv filters whose RMS exceeds 0.1 is an optimiser
-step, not part of the model.
+The paper's training-time renormalisation of conv filters whose RMS exceeds 0.1 (§3) is an optimiser
+step, not part of the model: `optimizer.filter_radius` (0.1 in configs/zfnet.py; classic.train.optim).
 
 Switches: `lrn`, `dropout`. Feature maps are sown into 'intermediates' (conv1_out ... pool5_out).
 """

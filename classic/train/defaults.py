@@ -54,6 +54,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.optimizer.rms_decay = 0.9
   c.optimizer.eps = 1.0
   c.optimizer.grad_clip = 0.0             # global-norm clipping, 0 = off
+  c.optimizer.filter_radius = 0.0         # >0: conv filters' RMS capped after each step (ZFNet: 0.1)
   c.optimizer.schedule = "constant"       # 'constant', 'steps', 'exponential', 'cosine'
   c.optimizer.boundaries = (0,)           # 'steps': lr is multiplied by `factor` at each boundary
   c.optimizer.factor = 0.1

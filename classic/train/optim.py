@@ -4,6 +4,8 @@
   root (Inception v3/v4: decay 0.9, eps 1.0, momentum 0.9); adam.
 - weight decay 'l2' adds wd * w to the gradient before momentum, which is what the papers' L2 term
   does; 'decoupled' adds it after, scaled by the learning rate only (Loshchilov & Hutter).
+- filter_radius > 0: after each update, every convolution filter whose RMS exceeds the radius is
+  scaled back to it (Zeiler & Fergus 2013 §3: radius 1e-1), `renormalize_filters`.
 - schedules: constant; steps (x factor, or x scales[i], at each boundary: ResNet's /10 at 32k, 48k);
   exponential (x factor every decay_every steps: GoogLeNet's 4%/8 epochs, Inception's 0.94/2 epochs);
   cosine; each with an optional linear warm-up.
@@ -50,6 +52,27 @@ def _decay_mask(which: str):
   raise ValueError(f"optimizer.decay_params must be 'all' or 'kernels', got {which!r}.")
 
 
+def renormalize_filters(radius: float) -> optax.GradientTransformation:
+  """Updates that leave every convolution filter (a 4-D HWIO kernel's output channel) with an RMS of
+  at most `radius`: a filter whose updated RMS exceeds it is scaled down to it, others are untouched
+  (Zeiler & Fergus 2013 §3). Put last in a chain: it sees the final updates and the parameters."""
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("renormalize_filters needs the parameters: tx.update(updates, state, params).")
+
+    def renormalized(u, p):
+      if p.ndim != 4:
+        return u
+      new = p + u
+      rms = jnp.sqrt(jnp.mean(jnp.square(new), axis=(0, 1, 2), keepdims=True))
+      return new * jnp.minimum(1.0, radius / jnp.maximum(rms, 1e-12)) - p
+
+    return jax.tree.map(renormalized, updates, params), state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def create(config) -> tuple[optax.GradientTransformation, Callable]:
   o = config.optimizer
   lr = schedule(config)
@@ -72,4 +95,5 @@ def create(config) -> tuple[optax.GradientTransformation, Callable]:
   chain += core
   chain += [decoupled] if decoupled else []
   chain += [optax.scale_by_learning_rate(lr)]
+  chain += [renormalize_filters(o.filter_radius)] if o.filter_radius else []
   return optax.chain(*chain), lr

@@ -107,3 +107,18 @@ def test_scan_blocks_computes_the_same_function(variant, overrides):
   np.testing.assert_allclose(y_scan, y_plain, rtol=1e-5, atol=1e-5)
   for a, b in zip(jax.tree.leaves(upd_scan), jax.tree.leaves(scan_params(upd_plain, upd_scan))):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_preact_imagenet_takes_stage_1s_activation_from_the_stem():
+  """He et al. 2016 appendix / fb.resnet.torch preresnet.lua: conv1-BN-ReLU-pool, then stage 1's first
+  unit without a BN-ReLU of its own; CIFAR's bare 3x3 stem leaves it to that unit."""
+  imagenet = jax.eval_shape(lambda: models.build(models.config("preact50")).init(
+      jax.random.key(0), jnp.zeros((1, 64, 64, 3))))["params"]
+  assert "stem_bn" in imagenet and "preact_bn" not in imagenet["stage1_block1"]
+  assert all("preact_bn" in imagenet[f"stage{s}_block1"] for s in (2, 3, 4))
+  assert "preact_bn" in imagenet["stage1_block2"]
+  cifar = jax.eval_shape(lambda: models.build(models.config("preact164")).init(
+      jax.random.key(0), jnp.zeros((1, 32, 32, 3))))["params"]
+  assert "preact_bn" in cifar["stage1_block1"] and "stem_bn" not in cifar
+  # 25,549,480 with the extra 64-channel BN (scale, bias) this layout once had
+  assert sum(int(np.prod(v.shape)) for v in jax.tree.leaves(imagenet)) == 25_549_352
