@@ -10,6 +10,9 @@ validation error stopped improving, three times, ~90 epochs ("roughly 90 cycles"
 fixed here at epochs 30, 60 and 80 (10,009 steps per epoch at batch 128). Images rescaled to 256,
 random crops and flips (`augment='imagenet'` with scale_range (256, 256)), PCA colour noise of
 std 0.1 (§4.1). The paper tested on 10 crops (`--config.eval_crop=ten_crop`); centre crop by default.
+Named deviations (§2): the paper subtracts the mean image only (no division by a std; here ImageNet's
+per-channel mean and std), and takes its 224 crops from the central 256x256 patch of the image
+rescaled to a shorter side of 256 (here from the whole rescaled image, its long side included).
 """
 
 import functools

@@ -9,7 +9,8 @@
 
 Recipe (§6): SGD with momentum 0.9; the learning rate decreased by 4% every 8 epochs; Polyak averaging
 for the final model; "inception" augmentation (crops of 8%-100% of the area, aspect ratio in [3/4, 4/3],
-photometric distortions); aux losses weighted 0.3 (§5). The paper gives no initial learning rate, batch,
+flips, photometric distortions of brightness, saturation, hue and contrast in the form of Inception's
+public preprocessing, `photometric=1`); aux losses weighted 0.3 (§5). The paper gives no initial learning rate, batch,
 weight decay or length: those come from the Caffe reference solver (bvlc_googlenet: lr 0.01 at batch 32,
 x0.96 every 320,000 iterations = 8 epochs, weight decay 2e-4 not on biases, 10M iterations = 250
 epochs, Caffe mean subtraction without scaling). Here the batch is 256 and the learning rate is scaled
@@ -36,6 +37,7 @@ def googlenet(model_variant: str):
   c.optimizer.factor = 0.96
   c.aux_weight = 0.3
   c.ema_decay = 0.9999
+  c.photometric = 1.0   # §6: Howard's photometric distortions (classic.data.photometric)
   return c
 
 

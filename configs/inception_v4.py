@@ -10,7 +10,10 @@ every two epochs, evaluation with a running average of the parameters (EMA decay
 Gradient clipping at 2.0 and label smoothing 0.1 come from the Inception-v3 paper, whose recipe this
 one continues. 299x299 area-crop ("inception") augmentation; inputs scaled to [-1, 1] as TF does.
 Not in the paper, chosen here: batch 256 (the paper trained on 20 replicas and gives no batch size),
-100 epochs, weight decay 4e-5 and RMSProp momentum 0.9 (TF-slim's defaults for these nets).
+100 epochs, weight decay 4e-5 and RMSProp momentum 0.9 (TF-slim's values for these nets). A named
+deviation: the weight decay here applies to every parameter (biases and BN included), while TF-slim,
+whose values these are, and configs/inception_v3.py apply it to kernels only
+(`--config.optimizer.decay_params=kernels` for TF-slim's).
 """
 
 import functools

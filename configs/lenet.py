@@ -3,6 +3,15 @@
   digits   the embedded default: scikit-learn's handwritten digits (8x8, upsampled to 32x32), no download
   mnist    MNIST from TFDS, padded 28 -> 32 as in the paper
   lenet5   the paper form of the model on MNIST (same as `mnist`)
+
+The model is the paper's (Fig. 2, the C3 table, trainable subsampling, scaled tanh, RBF outputs). The
+training differs from §II and Appendix A, and these are named deviations: inputs are scaled to
+[-1, 1] (the paper: background -0.1, foreground 1.175, so the mean is about 0 and the variance about
+1); only C3's sparse connections are initialised uniformly in +-2.4/F_in (the paper does so for every
+layer; the others here take flax's defaults); the loss is cross-entropy over minus the RBF distances,
+not the paper's MAP criterion (RBF distance of the right class plus a log-sum-exp term with j = 0.1
+competing against a constant); SGD with momentum and a cosine schedule instead of the stochastic
+diagonal Levenberg-Marquardt method with its global learning-rate schedule.
 """
 
 from configs import common

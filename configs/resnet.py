@@ -1,8 +1,14 @@
 """ResNet v1, plain nets (He et al. 2015) and pre-activation ResNet v2 (He et al. 2016) configs.
 
-ImageNet (§3.4): resnet18/34/50/101/152, plain18/34; batch 256, SGD momentum 0.9, lr 0.1 divided by 10
-at 30/60/90 epochs, 600k iterations, weight decay 1e-4, scale augmentation [256, 480] + 224 crop +
-flip + PCA colour noise, option-B shortcuts. preact18 ... preact200 use the same recipe (He et al. 2016).
+ImageNet (§3.4): resnet18/34/50/101/152, plain18/34; batch 256, SGD momentum 0.9, lr 0.1, 600k
+iterations, weight decay 1e-4, scale augmentation [256, 480] + 224 crop + flip + PCA colour noise,
+option-B shortcuts. Two named deviations: the paper divides the learning rate by 10 "when the error
+plateaus", here at fixed epochs 30, 60 and 90; and it reports 10-crop testing (Table 3) and
+fully-convolutional multi-scale testing (Table 4), while evaluation here is a single centre crop by
+default (`--config.eval_crop=ten_crop` for the 10 crops). Inputs are normalised by ImageNet's per-
+channel mean and std (fb.resnet.torch's practice); the paper's Caffe models subtract the mean only.
+preact18 ... preact200 (He et al. 2016, "Identity mappings", and the authors' fb.resnet.torch): the
+same recipe with the learning rate divided by 10 at epochs 30 and 60, 90 epochs in all.
 
 CIFAR-10 (§4.2): resnet20/32/44/56/110/1202, plain20 ... plain110, preact110/164/1001; batch 128,
 lr 0.1 divided by 10 at 32k and 48k, stop at 64k, weight decay 1e-4, momentum 0.9, pad-4 crop + flip,
@@ -23,6 +29,9 @@ def imagenet(model_variant: str):
   c = common.imagenet(model_variant, batch_size=256, train_steps=600_000,
                       eval_every=10 * STEPS_PER_EPOCH_IMAGENET, pca_lighting=0.1)
   common.steps_schedule(c, 0.1, [e * STEPS_PER_EPOCH_IMAGENET for e in (30, 60, 90)])
+  if c.model.preact:  # He et al. 2016 / fb.resnet.torch: /10 every 30 epochs, 90 epochs
+    c.train_steps = 90 * STEPS_PER_EPOCH_IMAGENET
+    common.steps_schedule(c, 0.1, [e * STEPS_PER_EPOCH_IMAGENET for e in (30, 60)])
   return c
 
 

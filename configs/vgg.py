@@ -9,7 +9,11 @@ layers, lr 0.01 divided by 10 when the validation accuracy stopped improving, th
 iterations (74 epochs). The decreases are fixed here at epochs 20, 40 and 60 (5,005 steps per epoch).
 Training scale S=256 (single-scale, the first setting of Table 3): the shorter side rescaled to 256,
 random 224 crops, flips and PCA colour noise as AlexNet; `--config.scale_range=(256,512)` gives the
-paper's scale jittering. Dense evaluation (§3.2): `--config.model.fully_conv=True` with full images.
+paper's scale jittering. Named deviations: inputs are divided by a per-channel std as well as mean-
+subtracted (the paper subtracts the mean RGB only); and §3.2's dense evaluation is not reproduced
+yet: `--config.model.fully_conv=True` turns the FC layers into convolutions, but evaluation still
+centre-crops the image square and resizes it to 224, so the class score map is 1x1, with no
+horizontal flip and no multiple scales.
 """
 
 import functools

@@ -29,7 +29,7 @@ from typing import Iterator
 import numpy as np
 from absl import logging
 
-from classic.data import augment, examples, sources
+from classic.data import augment, examples, photometric, sources
 
 VECTORISED = ("none", "cifar", "shift")  # augmentations done on whole in-memory batches
 
@@ -99,10 +99,15 @@ class Pipeline:
     return self._with_lighting(step, out)
 
   def _with_lighting(self, step: int, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    if self.config.pca_lighting:  # drawn for the global batch, so every host draws the same numbers
+    """Adds the per-image colour parameters the train step applies on device (PCA lighting,
+    photometric distortions), drawn for the global batch, so every host draws the same numbers."""
+    rows = slice(self.row0, self.row0 + self.local_batch)
+    if self.config.pca_lighting:
       rng = np.random.default_rng([self.seed, step, 4])
-      out["lighting"] = augment.lighting_alphas(rng, self.global_batch, self.config.pca_lighting)[
-          self.row0:self.row0 + self.local_batch]
+      out["lighting"] = augment.lighting_alphas(rng, self.global_batch, self.config.pca_lighting)[rows]
+    if self.config.get("photometric", 0.0):
+      rng = np.random.default_rng([self.seed, step, 5])
+      out["photometric"] = photometric.draw(rng, self.global_batch, self.config.photometric)[rows]
     return out
 
   # ------------------------------------------------------------------------------------------

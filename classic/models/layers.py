@@ -137,9 +137,8 @@ class BatchNorm(nn.Module):
 class LocalResponseNorm(nn.Module):
   """Local response normalisation across channels, Krizhevsky et al. 2012 §3.3.
 
-  b = a / (k + alpha/n * sum_{n neighbouring channels} a^2)^beta with the paper's k=2, n=5,
-  alpha=1e-4, beta=0.75. `alpha_per_size=True` divides alpha by n as Caffe and PyTorch do (the
-  AlexNet paper's formula does not divide); the default follows the paper.
+  b = a / (k + alpha * sum_{n neighbouring channels} a^2)^beta, the paper's formula, with its k=2,
+  n=5, alpha=1e-4, beta=0.75. `alpha_per_size=True` uses alpha/n instead, as Caffe and PyTorch do.
   """
 
   size: int = 5

@@ -25,6 +25,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.augment = "none"           # 'none', 'shift' (pad-4 crop), 'cifar' (+ flip), 'imagenet', 'inception'
   c.scale_range = (256, 480)   # 'imagenet' augmentation: shorter side sampled in this range
   c.pca_lighting = 0.0         # AlexNet's PCA colour noise, std of the eigenvalue weights (0.1)
+  c.photometric = 0.0          # Inception's brightness/saturation/hue/contrast distortions, strength (1)
   c.eval_crop = "center"       # 'center', 'ten_crop', 'full'
   c.eval_resize = 256          # shorter side before the centre/10 crops of large images
   c.pad = 0                    # pad images by this many zero pixels at load (MNIST 28 -> 32: 2)

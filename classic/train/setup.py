@@ -31,15 +31,18 @@ class Parts:
   step_fn: Any                               # jax.jit(train_step): (state, batch) -> (state, metrics)
   train_step: Any                            # step_fn behind the CPU in-flight bound (classic.platform)
   eval_step: Any                             # jax.jit(eval_step): (variables, batch) -> sums
+  colour_inputs: dict[str, int] = dataclasses.field(default_factory=dict)  # per-image colour params
 
   def abstract_state(self) -> state_lib.TrainState:
     """The state's shapes and dtypes, without computing it (for lowering and checkpoint restore)."""
     return jax.eval_shape(self.init)
 
   def abstract_batch(self, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
-    """A training batch's shapes: uint8 images at the config's input size and int32 labels."""
+    """A training batch's shapes: uint8 images at the config's input size, int32 labels, and the
+    per-image colour parameters the config draws (PCA lighting, photometric distortions)."""
     shape = (batch_size,) + self.input_shape[1:]
-    return {"image": jax.ShapeDtypeStruct(shape, jnp.uint8), "label": jax.ShapeDtypeStruct(shape[:1], jnp.int32)}
+    return {"image": jax.ShapeDtypeStruct(shape, jnp.uint8), "label": jax.ShapeDtypeStruct(shape[:1], jnp.int32),
+            **{k: jax.ShapeDtypeStruct((batch_size, n), jnp.float32) for k, n in self.colour_inputs.items()}}
 
 
 def eval_step(model, config, mesh: Mesh):
@@ -57,5 +60,8 @@ def build(config, mesh: Mesh, channels: int | None = None) -> Parts:
   init = jax.jit(functools.partial(state_lib.create, model, tx, config, input_shape), out_shardings=repl)
   step_fn = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, lr_fn=lr_fn, config=config),
                     out_shardings=(repl, repl), donate_argnums=0)
+  colour = {k: n for k, n, on in (("lighting", 3, config.pca_lighting),
+                                   ("photometric", 5, config.get("photometric", 0.0))) if on}
   return Parts(model=model, tx=tx, lr_fn=lr_fn, input_shape=input_shape, init=init, step_fn=step_fn,
-               train_step=platform.BoundedInflight(step_fn, platform.max_inflight()), eval_step=eval_step(model, config, mesh))
+               train_step=platform.BoundedInflight(step_fn, platform.max_inflight()),
+               eval_step=eval_step(model, config, mesh), colour_inputs=colour)

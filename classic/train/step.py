@@ -9,13 +9,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from classic.data import augment
+from classic.data import augment, photometric
 from classic.train.state import TrainState
 
 
 def preprocess(batch: dict[str, jax.Array], config) -> jax.Array:
   """uint8 images -> normalised float inputs at config.image_size (resized on device if needed)."""
   x = batch["image"].astype(jnp.float32)
+  if "photometric" in batch:
+    x = photometric.distort(x, batch["photometric"])
   if "lighting" in batch:
     x = x + augment.lighting_shift(batch["lighting"])[:, None, None, :]
   size = config.image_size

@@ -44,6 +44,7 @@ def test_two_training_steps_and_a_full_evaluation(family, variant, overrides, tm
   config = importlib.import_module(f"configs.{family}").get_config(variant)
   config.dataset, config.channels, config.in_memory, config.eval_split = "digits", 1, True, "test"
   config.augment, config.pca_lighting, config.mean, config.std = "none", 0.0, (127.5,), (127.5,)
+  config.photometric = 0.0  # colour distortions need RGB images
   config.batch_size, config.eval_batch_size, config.train_steps = 4, 120, 2
   config.log_every = config.checkpoint_every = config.eval_every = 2
   config.ema_decay = 0.0
