@@ -53,10 +53,12 @@ def test_resnet_keras_preact_layout():
   assert all("proj" in keras[f"stage{s}_block1"] for s in range(1, 5))
   assert "proj" not in keras["stage1_block3"] and "bias" in keras["stage1_block1"]["proj"]
   assert "bias" in keras["stage2_block1"]["conv2"] and "bias" not in keras["stage2_block1"]["conv1"]
-  # the same count but for the stem BN and the biases
+  # the same count but for the biases: Keras has no stem BN but pre-activates stage 1's first block;
+  # the paper's layout has the stem's BN instead (64 channels either way)
+  assert "preact_bn" in keras["stage1_block1"] and "preact_bn" not in paper["stage1_block1"]
   biases = sum(int(np.prod(v["conv2"]["bias"].shape)) for k, v in keras.items() if "conv2" in v) + \
       sum(int(np.prod(v["proj"]["bias"].shape)) for k, v in keras.items() if "proj" in v) + 64
-  assert n_params(keras) == n_params(paper) - 128 + biases
+  assert n_params(keras) == n_params(paper) + biases
   with pytest.raises(ValueError, match="'paper' or 'keras'"):
     shapes(resnet(depth=50, preact=True, preact_layout="tf"), 64)
 
