@@ -26,7 +26,7 @@ from ml_collections import config_flags
 import numpy as np
 
 from classic import command
-from classic.data import augment, photometric
+from classic.data import augment
 from classic.data.pipeline import Pipeline
 from classic.data.sources import DataError
 from classic.models import stats
@@ -106,12 +106,10 @@ def train_step_speed(config, steps: int, warmup: int, profile: int = 0) -> dict:
   model, state = parts.model, parts.init()
   shape = (config.batch_size,) + parts.input_shape[1:]
   rng = np.random.default_rng(0)
-  colour = {"lighting": lambda: augment.lighting_alphas(rng, shape[0], config.pca_lighting),
-            "photometric": lambda: photometric.draw(rng, shape[0], config.photometric)}
   batch = mesh_lib.global_batch(mesh, {  # the trainer's batch: its colour parameters included
       "image": rng.integers(0, 256, shape, dtype=np.uint8),
       "label": rng.integers(0, config.model.num_classes, shape[:1]).astype(np.int32),
-      **{k: colour[k]() for k in parts.colour_inputs}})
+      **augment.colour_params(config, shape[0], lambda stream: rng)})
   t = time.perf_counter()
   compiled = parts.step_fn.lower(state, batch).compile()
   compile_s = time.perf_counter() - t

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from classic.data import photometric
+
 # ImageNet RGB covariance eigen-decomposition on the 0-1 scale (as used with AlexNet's lighting noise).
 LIGHTING_EIGVAL = np.array([0.2175, 0.0188, 0.0045], np.float32)
 LIGHTING_EIGVEC = np.array([[-0.5675, 0.7192, 0.4009],
@@ -108,6 +110,25 @@ def lighting_alphas(rng: np.random.Generator, n: int, std: float) -> np.ndarray:
   return rng.normal(0.0, std, (n, 3)).astype(np.float32)
 
 
+def colour_params(config, n: int, rng_for) -> dict[str, np.ndarray]:
+  """The per-image colour parameters `config` asks for, as the train step applies them on device:
+  {'lighting': (n, 3) PCA weights, 'photometric': (n, 5) distortions}, each drawn from
+  `rng_for(stream)`, the Generator of that kind's stream (COLOUR_PARAMS)."""
+  return {name: draw(rng_for(stream), n, config.get(field, 0.0))
+          for name, (field, _, stream, draw) in COLOUR_PARAMS.items() if config.get(field, 0.0)}
+
+
+def colour_widths(config) -> dict[str, int]:
+  """{name: parameters per image} of the colour parameters `config` draws (the batch's extra keys)."""
+  return {name: width for name, (field, width, _, _) in COLOUR_PARAMS.items() if config.get(field, 0.0)}
+
+
 def lighting_shift(alphas):
   """RGB shift on the 0-255 scale for per-image weights `alphas` (B, 3); works on numpy or jax arrays."""
   return (alphas * LIGHTING_EIGVAL) @ LIGHTING_EIGVEC.T * 255.0
+
+
+# Per-image colour parameters drawn on the host, applied in the train step: batch key ->
+# (config field, parameters per image, the pipeline's random stream, draw(rng, n, strength)).
+COLOUR_PARAMS = {"lighting": ("pca_lighting", 3, 4, lighting_alphas),
+                 "photometric": ("photometric", 5, 5, photometric.draw)}

@@ -29,7 +29,7 @@ from typing import Iterator
 import numpy as np
 from absl import logging
 
-from classic.data import augment, examples, photometric, sources
+from classic.data import augment, examples, sources
 
 VECTORISED = ("none", "cifar", "shift")  # augmentations done on whole in-memory batches
 
@@ -101,13 +101,9 @@ class Pipeline:
   def _with_lighting(self, step: int, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Adds the per-image colour parameters the train step applies on device (PCA lighting,
     photometric distortions), drawn for the global batch, so every host draws the same numbers."""
-    rows = slice(self.row0, self.row0 + self.local_batch)
-    if self.config.pca_lighting:
-      rng = np.random.default_rng([self.seed, step, 4])
-      out["lighting"] = augment.lighting_alphas(rng, self.global_batch, self.config.pca_lighting)[rows]
-    if self.config.get("photometric", 0.0):
-      rng = np.random.default_rng([self.seed, step, 5])
-      out["photometric"] = photometric.draw(rng, self.global_batch, self.config.photometric)[rows]
+    drawn = augment.colour_params(self.config, self.global_batch,
+                                  lambda stream: np.random.default_rng([self.seed, step, stream]))
+    out.update({k: v[self.row0:self.row0 + self.local_batch] for k, v in drawn.items()})
     return out
 
   # ------------------------------------------------------------------------------------------

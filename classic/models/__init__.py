@@ -56,11 +56,16 @@ def variant(variant_name: str, model: str, input_shape: tuple[int, int, int] = (
   _INPUT_SHAPES[variant_name] = tuple(input_shape)
 
 
-def input_shape(variant_name: str) -> tuple[int, int, int]:
-  """The (height, width, channels) input the variant's paper (or source zoo) uses."""
+def _registered_variant(variant_name: str) -> tuple[str, dict[str, Any]]:
   _import_families()
   if variant_name not in _VARIANTS:
     raise _unknown("model variant", variant_name, _VARIANTS)
+  return _VARIANTS[variant_name]
+
+
+def input_shape(variant_name: str) -> tuple[int, int, int]:
+  """The (height, width, channels) input the variant's paper (or source zoo) uses."""
+  _registered_variant(variant_name)
   return _INPUT_SHAPES[variant_name]
 
 
@@ -109,10 +114,7 @@ def config(variant_name: str, **overrides: Any) -> ml_collections.ConfigDict:
   """The `config.model` block of a named variant: `name` and every field of the module.
 
   `overrides` replace fields (an unknown one fails, naming the module's fields)."""
-  _import_families()
-  if variant_name not in _VARIANTS:
-    raise _unknown("model variant", variant_name, _VARIANTS)
-  model, fields = _VARIANTS[variant_name]
+  model, fields = _registered_variant(variant_name)
   values = {**config_fields(get_class(model)), **fields}
   _check_fields(model, set(overrides) - set(values), set(values))
   values.update(overrides)

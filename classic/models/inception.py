@@ -27,7 +27,6 @@ their parameters) and sow the logits into the 'aux' collection only in a trainin
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, NamedTuple, Sequence
 
 import flax.linen as nn
@@ -102,6 +101,24 @@ def conv_padding(kernel: Sequence[int], padding: str) -> Any:
   return tuple((k // 2, k // 2) for k in kernel)
 
 
+def conv_of(spec: ConvSpec, name: str, **conv_bn: Any) -> ConvBN:
+  """The ConvBN a ConvSpec describes (`conv_bn`: BN and init arguments)."""
+  kernel = tuple(spec.kernel)
+  return ConvBN(spec.features, kernel, spec.strides, padding=conv_padding(kernel, spec.padding), name=name,
+                **conv_bn)
+
+
+def pool_of(spec: PoolSpec, x: jax.Array, count_include_pad: bool = True) -> jax.Array:
+  """x pooled as a PoolSpec describes (average pools: `count_include_pad` as nn.avg_pool's)."""
+  window, strides = (spec.window,) * 2, (spec.strides,) * 2
+  padding = conv_padding(window, spec.padding)
+  if spec.kind == "max":
+    return max_pool(x, window, strides, padding=padding)
+  if spec.kind != "avg":
+    raise ValueError(f"pool must be 'max' or 'avg', got {spec.kind!r}.")
+  return nn.avg_pool(x, window, strides, padding=padding, count_include_pad=count_include_pad)
+
+
 class InceptionModule(nn.Module):
   """Parallel conv branches plus a 3x3 pool branch, concatenated in that order along channels."""
 
@@ -119,13 +136,11 @@ class InceptionModule(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    conv = functools.partial(ConvBN, bn=self.bn, bn_group_size=self.bn_group_size,
-                             bn_epsilon=self.bn_epsilon, kernel_init=self.kernel_init,
-                             dtype=self.dtype)
+    conv_bn = dict(bn=self.bn, bn_group_size=self.bn_group_size, bn_epsilon=self.bn_epsilon,
+                   kernel_init=self.kernel_init, dtype=self.dtype)
 
     def apply(spec: ConvSpec, y: jax.Array, name: str) -> jax.Array:
-      return conv(spec.features, tuple(spec.kernel), spec.strides,
-                  padding=conv_padding(spec.kernel, spec.padding), name=name)(y, train)
+      return conv_of(spec, name, **conv_bn)(y, train)
 
     outputs = []
     for i, branch in enumerate(self.branches):
@@ -138,16 +153,9 @@ class InceptionModule(nn.Module):
           y = apply(layer, y, f"branch{i}_conv{j}")
       outputs.append(y)
 
-    window, strides = (3, 3), (self.pool_strides,) * 2
-    padding = conv_padding(window, self.pool_padding)
-    if self.pool == "max":
-      y = max_pool(x, window, strides, padding=padding)
-    elif self.pool == "avg":
-      y = nn.avg_pool(x, window, strides, padding=padding, count_include_pad=self.count_include_pad)
-    else:
-      raise ValueError(f"pool must be 'max' or 'avg', got {self.pool!r}.")
+    y = pool_of(PoolSpec(self.pool, 3, self.pool_strides, self.pool_padding), x, self.count_include_pad)
     if self.pool_proj:
-      y = conv(self.pool_proj, (1, 1), name="pool_proj")(y, train)
+      y = conv_of(ConvSpec(self.pool_proj), "pool_proj", **conv_bn)(y, train)
     outputs.append(y)
     return jnp.concatenate(outputs, axis=-1)
 

@@ -44,8 +44,8 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register, variant
-from classic.models.inception import ConvSpec, PoolSpec, Split, conv_padding
-from classic.models.layers import Conv, ConvBN, fusion_barrier, global_avg_pool, max_pool, relu
+from classic.models.inception import ConvSpec, PoolSpec, Split, conv_of, pool_of
+from classic.models.layers import Conv, ConvBN, fusion_barrier, global_avg_pool, relu
 
 
 # The layer specs of classic/models/inception.py (ConvSpec, PoolSpec, Split), written short as the
@@ -80,18 +80,10 @@ class Chain(nn.Module):
 
   def _apply(self, spec, x, train, name):
     if isinstance(spec, ConvSpec):
-      kernel = tuple(spec.kernel)
-      return ConvBN(spec.features, kernel, spec.strides, padding=conv_padding(kernel, spec.padding),
-                    bn_group_size=self.bn_group_size, bn_epsilon=self.bn_epsilon, dtype=self.dtype,
-                    name=f"conv{name}")(x, train)
+      return conv_of(spec, f"conv{name}", bn_group_size=self.bn_group_size, bn_epsilon=self.bn_epsilon,
+                     dtype=self.dtype)(x, train)
     if isinstance(spec, PoolSpec):
-      window, strides = (spec.window,) * 2, (spec.strides,) * 2
-      padding = conv_padding(window, spec.padding)
-      if spec.kind == "max":
-        return max_pool(x, window, strides, padding=padding)
-      if spec.kind != "avg":
-        raise ValueError(f"a pool is 'max' or 'avg', got {spec.kind!r}")
-      return nn.avg_pool(x, window, strides, padding=padding, count_include_pad=False)
+      return pool_of(spec, x, count_include_pad=False)
     if isinstance(spec, Split):
       return jnp.concatenate([self._apply(s, x, train, f"{name}_{j}") for j, s in enumerate(spec.convs)],
                              axis=-1)

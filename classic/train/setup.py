@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from classic import models
-from classic import platform
+from classic import models, platform
+from classic.data import augment
 from classic.train import mesh as mesh_lib, optim, state as state_lib, step as step_lib
 
 
@@ -60,8 +60,6 @@ def build(config, mesh: Mesh, channels: int | None = None) -> Parts:
   init = jax.jit(functools.partial(state_lib.create, model, tx, config, input_shape), out_shardings=repl)
   step_fn = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, lr_fn=lr_fn, config=config),
                     out_shardings=(repl, repl), donate_argnums=0)
-  colour = {k: n for k, n, on in (("lighting", 3, config.pca_lighting),
-                                   ("photometric", 5, config.get("photometric", 0.0))) if on}
   return Parts(model=model, tx=tx, lr_fn=lr_fn, input_shape=input_shape, init=init, step_fn=step_fn,
                train_step=platform.BoundedInflight(step_fn, platform.max_inflight()),
-               eval_step=eval_step(model, config, mesh), colour_inputs=colour)
+               eval_step=eval_step(model, config, mesh), colour_inputs=augment.colour_widths(config))
