@@ -118,18 +118,14 @@ def _config_keys(argv: list[str]) -> list[str]:
   return list(walk(config))
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl flag parsing, with config errors said in a sentence (and the nearest field) instead of a trace."""
-  try:
-    remaining = flags.FLAGS(argv)
-    if "config" in flags.FLAGS and flags.FLAGS["config"].present:
-      _ = flags.FLAGS.config.variant  # config files load lazily: fail here, in a sentence
-    return remaining
-  except flags.Error as e:
+def _config_error(e: BaseException, argv: list[str]) -> str:
+  """A config flag's failure in a sentence: the misspelled field (and the nearest), or the cause."""
+  if isinstance(e, flags.Error):
     message = str(e)
     if "Traceback (most recent call last)" in message:  # config_flags embeds the config file's trace
       message = message.strip().splitlines()[-1]
-  except (AttributeError, KeyError) as e:  # ml_collections: an override names no field
+    return message
+  if isinstance(e, (AttributeError, KeyError)):  # ml_collections: an override names no field
     import difflib
     import re
     field = re.search(r"[A-Za-z_][A-Za-z0-9_]*", str(e)).group(0)
@@ -139,11 +135,46 @@ def parse_flags(argv: list[str]) -> list[str]:
       close = difflib.get_close_matches(bad[0], _config_keys(argv), n=3)
     except Exception:  # noqa: BLE001 - the suggestion is a courtesy
       close = []
-    message = f"the config has no field {bad[0]!r}" + (f"; did you mean {', '.join(close)}?" if close else ".")
-  except Exception as e:  # noqa: BLE001 - a config file that fails to load, a wrong variant, ...
-    message = " ".join(str(e).split()) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
+    return f"the config has no field {bad[0]!r}" + (f"; did you mean {', '.join(close)}?" if close else ".")
+  return " ".join(str(e).split()) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing, with config errors said in a sentence (and the nearest field) instead of a trace."""
+  try:
+    remaining = flags.FLAGS(argv)
+    if "config" in flags.FLAGS and flags.FLAGS["config"].present:
+      _ = flags.FLAGS.config.variant  # config files load lazily: fail here, in a sentence
+    return remaining
+  except Exception as e:  # noqa: BLE001 - a bad override, a config file that fails to load, a wrong variant
+    message = _config_error(e, argv)
   print(f"error: {message}", file=sys.stderr)
   sys.exit(2)
+
+
+def explicit_overrides(flag_values=None) -> set[str]:
+  """The dotted config fields set on the command line (--config.model.shortcut=B -> 'model.shortcut')."""
+  from ml_collections import config_flags
+  flag_values = flag_values or flags.FLAGS
+  if "config" not in flag_values or not flag_values["config"].present:
+    return set()
+  return set(config_flags.get_override_values(flag_values["config"]))
+
+
+def load_config(spec: str, overrides: list[str]):
+  """(config, explicit fields) of `--config=spec` with `--config.<override>` flags, parsed exactly as
+  classic.main parses them; a bad override or variant raises ValueError in a sentence."""
+  from ml_collections import config_flags
+  argv = ["classic", f"--config={spec}", *(f"--config.{o}" for o in overrides)]
+  flag_values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "", flag_values=flag_values, lock_config=True, sys_argv=argv)
+  try:
+    flag_values(argv)
+    config = flag_values.config
+    _ = config.variant
+  except Exception as e:  # noqa: BLE001 - said as the config's error
+    raise ValueError(_config_error(e, argv)) from e
+  return config, explicit_overrides(flag_values)
 
 
 def run(main: Callable, handlers: Callable[[BaseException], str | None] | None = None) -> None:

@@ -24,7 +24,8 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from classic import command
-from classic.train import checkpoint, mesh
+from classic.data import info as data_info
+from classic.train import checkpoint, mesh, validate
 from classic.train.loop import Trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file and variant, e.g. configs/resnet.py:resnet20.",
@@ -63,7 +64,12 @@ def run(argv) -> int:
   mesh.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                   heartbeat_timeout_s=_HEARTBEAT.value)
   try:
-    config = _CONFIG.value if _CONFIG.value is not None else checkpoint.read_config(workdir)
+    if _CONFIG.value is not None:  # a recipe: checked, then moved to the data set the command line names
+      config, explicit = _CONFIG.value, command.explicit_overrides()
+      validate.check(config, explicit, num_devices=jax.device_count())
+      data_info.adapt(config, explicit)
+    else:  # a workdir's config.json: what that run trained with
+      config = checkpoint.read_config(workdir)
     trainer = Trainer(config, workdir, override_config=_OVERRIDE.value, eval_only=_MODE.value == "eval")
     if _MODE.value == "eval":
       if trainer.checkpointer.latest_step() is None and not config.init_from:

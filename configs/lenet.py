@@ -22,7 +22,7 @@ def _lenet(dataset: str):
   c.dataset = dataset
   c.mean, c.std = (127.5,), (127.5,)
   c.optimizer.weight_decay = 0.0
-  c.eval_batch_size = 500
+  c.eval_batch_size = 1000
   return c
 
 

@@ -47,7 +47,8 @@ class Pipeline:
     if isinstance(self.source, sources.InMemory) and config.pad:  # pad once, not per batch
       p = config.pad
       self.source = sources.InMemory(np.pad(self.source.images, ((0, 0), (p, p), (p, p), (0, 0))),
-                                     self.source.labels, self.source.num_classes, self.source.name)
+                                     self.source.labels, self.source.num_classes, self.source.name,
+                                     self.source.class_names)
       self._pad = 0
     batch = config.batch_size if train else (config.eval_batch_size or config.batch_size)
     if not train:  # eval batches are padded anyway: round up to split evenly over the devices

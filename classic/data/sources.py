@@ -21,6 +21,7 @@ from PIL import Image
 from classic.data import examples
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".webp")
+MAX_LISTED = 20  # unreadable files named in one error
 
 
 class DataError(Exception):
@@ -35,6 +36,7 @@ class InMemory:
   labels: np.ndarray
   num_classes: int
   name: str
+  class_names: tuple[str, ...] = ()
 
   def __len__(self) -> int:
     return len(self.labels)
@@ -51,6 +53,7 @@ class Encoded:
   records: object
   num_classes: int
   name: str
+  class_names: tuple[str, ...] = ()
 
   def __len__(self) -> int:
     return len(self.records)
@@ -157,7 +160,8 @@ def digits(split: str) -> InMemory:
   idx = np.sort(splits[split])
   big = np.stack([np.asarray(Image.fromarray(images[i]).resize((32, 32), Image.BILINEAR))
                   for i in idx])
-  return InMemory(big[..., None], data.target[idx].astype(np.int32), 10, f"digits/{split}")
+  return InMemory(big[..., None], data.target[idx].astype(np.int32), 10, f"digits/{split}",
+                  tuple(str(d) for d in range(10)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -217,6 +221,30 @@ def _split_members(path: str, split: str) -> tuple[list[str], list[tuple[str, st
   return classes, members, contents.pop
 
 
+def archive_splits(path: str) -> tuple[str, ...]:
+  """The split names (<split>/<class>/<file> members) of a .tar.gz, listed once and cached by its size
+  and modification time."""
+  import json
+  stat = os.stat(path)
+  cache = _cache_path("", f"splits:{path}:{stat.st_size}:{stat.st_mtime}")[:-len(".npz")] + ".json"
+  if os.path.exists(cache):
+    with open(cache) as f:
+      return tuple(json.load(f))
+  splits = set()
+  try:
+    with tarfile.open(path, "r:*") as archive:
+      for m in archive:
+        parts = m.name.split("/")
+        if m.isfile() and len(parts) >= 3:
+          splits.add(parts[-3])
+  except (tarfile.TarError, OSError, EOFError) as e:
+    raise DataError(f"Cannot read archive {path}: {e}") from e
+  with open(cache + f".{os.getpid()}.tmp", "w") as f:
+    json.dump(sorted(splits), f)
+  os.replace(cache + f".{os.getpid()}.tmp", cache)
+  return tuple(sorted(splits))
+
+
 def _split_dir(path: str, split: str) -> str:
   split_dir = os.path.join(path, split)
   if not os.path.isdir(split_dir):
@@ -251,18 +279,19 @@ def image_folder(path: str, split: str, *, in_memory: bool, cache_dir: str = "",
   if not in_memory and not os.path.isdir(path):
     raise DataError(f"in_memory=False needs random access: extract {path} into a directory first.")
   stat = os.stat(path) if os.path.exists(path) else None
-  key = f"folder:{path}:{split}:{stat.st_size if stat else 0}:{stat.st_mtime if stat else 0}"
+  key = f"folder-v2:{path}:{split}:{stat.st_size if stat else 0}:{stat.st_mtime if stat else 0}"
   cache = _cache_path(cache_dir, key) if in_memory else None
   if cache and os.path.exists(cache):
     try:
       with np.load(cache) as z:
-        return InMemory(z["images"], z["labels"], int(z["num_classes"]), f"{os.path.basename(path)}/{split}")
-    except Exception as e:  # a cache written by a killed run: rebuild it
+        return InMemory(z["images"], z["labels"], int(z["num_classes"]), f"{os.path.basename(path)}/{split}",
+                        tuple(str(c) for c in z["classes"]))
+    except Exception as e:  # a cache written by a killed run (or before class names were kept): rebuild it
       logging.warning("Ignoring unreadable cache %s (%s)", cache, e)
   if not in_memory:
     classes, paths, labels = list_folder(_split_dir(path, split))
     return Encoded(FolderFiles(os.path.join(path, split), paths, labels), len(classes),
-                   f"{os.path.basename(path)}/{split}")
+                   f"{os.path.basename(path)}/{split}", tuple(classes))
   classes, members, reader = _split_members(path, split)
   images, labels, skipped = [], [], []
   index = {c: i for i, c in enumerate(classes)}
@@ -276,20 +305,24 @@ def image_folder(path: str, split: str, *, in_memory: bool, cache_dir: str = "",
         continue
       except DataError as e:
         problem = str(e)
-    if corrupt != "skip":
-      raise DataError(f"{problem}: {member}. Remove it, or set --config.corrupt_files=skip to skip "
-                      "unreadable files.")
-    skipped.append(member)
-    logging.warning("Skipping %s: %s", member, problem)
+    skipped.append(f"{problem}: {member}")
+    if corrupt == "skip":
+      logging.warning("Skipping %s: %s", member, problem)
+  if skipped and corrupt != "skip":  # every bad file of the split at once, not one per attempt
+    listed = "\n  ".join(skipped[:MAX_LISTED])
+    more = f"\n  ... and {len(skipped) - MAX_LISTED} more" if len(skipped) > MAX_LISTED else ""
+    raise DataError(f"{len(skipped)} unreadable files in {path}/{split}:\n  {listed}{more}\nRemove them, or set "
+                    "--config.corrupt_files=skip to skip unreadable files.")
   shapes = {im.shape for im in images}
   if len(shapes) != 1:
     raise DataError(f"Images of {path}/{split} differ in size ({sorted(shapes)[:3]} ...): "
                     "set --config.in_memory=False to decode them per example.")
   out = InMemory(np.stack(images), np.array(labels, np.int32), len(classes),
-                 f"{os.path.basename(path)}/{split}")
+                 f"{os.path.basename(path)}/{split}", tuple(classes))
   if skipped:
     logging.warning("Skipped %d unreadable files of %s/%s.", len(skipped), path, split)
-  _save_cache(cache, images=out.images, labels=out.labels, num_classes=out.num_classes)
+  _save_cache(cache, images=out.images, labels=out.labels, num_classes=out.num_classes,
+              classes=np.array(classes))
   return out
 
 
@@ -308,7 +341,8 @@ _DEFAULT_HINT = ("Prepare it once on a machine with internet (needs tensorflow-c
                  "(--config.dataset=/path/to/folder_or.tar.gz) instead.")
 
 
-def tfds_source(name: str, split: str, *, data_dir: str | None, in_memory: bool, cache_dir: str = ""):
+def tfds_builder(name: str, data_dir: str | None):
+  """The TFDS builder of a prepared data set; an unknown or unprepared one says how to get it."""
   import tensorflow_datasets as tfds
 
   try:
@@ -321,22 +355,30 @@ def tfds_source(name: str, split: str, *, data_dir: str | None, in_memory: bool,
         name=name, data_dir=str(builder.data_dir_root), manual=manual)
     raise DataError(f"TFDS dataset {name!r} is not prepared in {builder.data_dir_root} "
                     f"(as array_record).\n{hint}")
+  return builder
+
+
+def tfds_source(name: str, split: str, *, data_dir: str | None, in_memory: bool, cache_dir: str = ""):
+  import tensorflow_datasets as tfds
+
+  builder = tfds_builder(name, data_dir)
   try:
     source = tfds.data_source(name, split=split, data_dir=data_dir)
   except Exception as e:
     raise DataError(f"Cannot open split {split!r} of {name!r}: {e}. Its splits: "
                     f"{', '.join(builder.info.splits)}") from e
   num_classes = builder.info.features["label"].num_classes
-  encoded = Encoded(TfdsRecords(source, f"{name}/{split}"), num_classes, f"{name}/{split}")
+  names = tuple(builder.info.features["label"].names)
+  encoded = Encoded(TfdsRecords(source, f"{name}/{split}"), num_classes, f"{name}/{split}", names)
   if not in_memory:
     return encoded
   cache = _cache_path(cache_dir, f"tfds:{builder.data_dir}:{split}")
   if os.path.exists(cache):
     with np.load(cache) as z:
-      return InMemory(z["images"], z["labels"], num_classes, f"{name}/{split}")
+      return InMemory(z["images"], z["labels"], num_classes, f"{name}/{split}", names)
   pairs = [encoded.get(i) for i in range(len(encoded))]
   out = InMemory(np.stack([p[0] for p in pairs]), np.array([p[1] for p in pairs], np.int32),
-                 num_classes, f"{name}/{split}")
+                 num_classes, f"{name}/{split}", names)
   _save_cache(cache, images=out.images, labels=out.labels)
   return out
 
@@ -350,8 +392,10 @@ def subset(source, n: int, seed: int = 0):
     return source
   keep = np.sort(np.random.default_rng(seed).permutation(len(source))[:n])
   if isinstance(source, InMemory):
-    return InMemory(source.images[keep], source.labels[keep], source.num_classes, f"{source.name}[{n} of]")
-  return Encoded(SubsetRecords(source.records, keep), source.num_classes, f"{source.name}[{n} of]")
+    return InMemory(source.images[keep], source.labels[keep], source.num_classes, f"{source.name}[{n} of]",
+                    source.class_names)
+  return Encoded(SubsetRecords(source.records, keep), source.num_classes, f"{source.name}[{n} of]",
+                 source.class_names)
 
 
 def check_classes(source, num_classes: int, what: str = "config.model.num_classes") -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import flax.linen as nn
 import ml_collections
@@ -140,6 +140,27 @@ def _check_fields(model: str, unknown, known) -> None:
       hints.append(f"{u!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     raise ValueError(f"Model {model!r} has no field {', '.join(hints)}. "
                      f"Its fields: {', '.join(sorted(known))}.")
+
+
+def check_config(model_config: Any, explicit: Iterable[str] = ()) -> None:
+  """Refuses, before anything is built or loaded, a `config.model` block with an unknown model or
+  field, a value outside an enumerated field's choices (the class's CHOICES), or an override
+  (`explicit`: the run config's dotted names set on the command line, 'model.shortcut') of a field the other values make inert
+  (the class's `unused_fields`, e.g. a plain net's shortcut)."""
+  fields = dict(model_config)
+  name = fields.pop("name")
+  cls = get_class(name)
+  known = {f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")}
+  _check_fields(name, set(fields) - known, known)
+  for field, choices in getattr(cls, "CHOICES", {}).items():
+    if fields.get(field) not in choices:
+      raise ValueError(f"model.{field} of {name} must be one of {', '.join(map(repr, choices))}; "
+                       f"got {fields.get(field)!r}.")
+  unused = cls.unused_fields(fields) if hasattr(cls, "unused_fields") else {}
+  inert = [f"model.{f} ({why})" for f, why in unused.items() if f"model.{f}" in set(explicit)]
+  if inert:
+    raise ValueError(f"{name} would ignore {'; '.join(inert)}: drop the override, or set the field "
+                     "that makes it count.")
 
 
 def build(model_config: Any, **overrides: Any) -> nn.Module:

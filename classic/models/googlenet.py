@@ -76,6 +76,9 @@ def stride2_max_pool(x: jax.Array, ceil: bool, window: int = 3) -> jax.Array:
 class GoogLeNet(nn.Module):
   """GoogLeNet (Szegedy et al. 2014 Table 1). See the module docstring for the switches."""
 
+  # Valid values of the enumerated fields (checked by classic.models.check_config before a run starts).
+  CHOICES = {"factorization": FACTORIZATIONS}
+
   num_classes: int = 1000
   aux_heads: bool = True
   bn: bool = False

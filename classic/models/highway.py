@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import register, variant
-from classic.models.layers import BatchNorm, Conv, activation, he_normal, max_pool
+from classic.models.layers import ACTIVATIONS, BatchNorm, Conv, activation, he_normal, max_pool
 
 
 class HighwayLayer(nn.Module):
@@ -76,6 +76,9 @@ class HighwayLayer(nn.Module):
 @register("highway")
 class Highway(nn.Module):
   """Highway network, fully connected or convolutional (see the module docstring)."""
+
+  # Valid values of the enumerated fields (checked by classic.models.check_config before a run starts).
+  CHOICES = {"form": ("fc", "conv"), "activation": ACTIVATIONS}
 
   num_classes: int = 10
   form: str = "fc"               # 'fc' (MNIST, §3.1) or 'conv' (CIFAR, §3.2)

@@ -56,6 +56,9 @@ FACTORIZATIONS = ("3x3x2", "5x5", "1xn")
 class InceptionV2(nn.Module):
   """BN-Inception (Ioffe & Szegedy 2015 Figure 5). See the module docstring for the fields."""
 
+  # Valid values of the enumerated fields (checked by classic.models.check_config before a run starts).
+  CHOICES = {"factorization": FACTORIZATIONS, "widths": ("figure5", "slim")}
+
   num_classes: int = 1000
   factorization: str = "3x3x2"
   widths: str = "figure5"          # 'figure5' or 'slim'

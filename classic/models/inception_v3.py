@@ -87,6 +87,9 @@ def module_8() -> dict:
 class InceptionV3(nn.Module):
   """Inception v3 (Szegedy et al. 2015). See the module docstring for the layout and the fields."""
 
+  # Valid values of the enumerated fields (checked by classic.models.check_config before a run starts).
+  CHOICES = {"factorization": FACTORIZATIONS}
+
   num_classes: int = 1000
   aux_heads: bool = True
   factorization: str = "1xn"

@@ -236,6 +236,9 @@ class _Inception(nn.Module):
 class InceptionV4(_Inception):
   """Inception-v4 (Fig. 9). `blocks`: Inception-A/B/C repeats; `reduction_a`: Fig. 7's k, l, m, n."""
 
+  # Valid values of the enumerated fields (checked by classic.models.check_config before a run starts).
+  CHOICES = {"layout": ("paper", "tf_slim")}
+
   num_classes: int = 1000
   layout: str = "paper"            # or 'tf_slim' (timm's branch orders; see the module docstring)
   blocks: tuple = (4, 7, 3)
@@ -322,6 +325,9 @@ class InceptionResNetV1(_InceptionResNet):
 @register("inception_resnet_v2")
 class InceptionResNetV2(_InceptionResNet):
   """Inception-ResNet-v2: `layout='paper'` (Figs. 3, 15-19) or 'tf_slim' (see the module docstring)."""
+
+  # Valid values of the enumerated fields (checked by classic.models.check_config before a run starts).
+  CHOICES = {"layout": ("paper", "tf_slim")}
 
   num_classes: int = 1000
   layout: str = "paper"

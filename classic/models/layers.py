@@ -256,6 +256,9 @@ def global_avg_pool(x: jax.Array) -> jax.Array:
   return jnp.mean(x, axis=(1, 2))
 
 
+ACTIVATIONS = ("relu", "tanh", "scaled_tanh", "sigmoid")
+
+
 def activation(name: str) -> Callable[[jax.Array], jax.Array]:
   """Activation by config name: relu, tanh, scaled_tanh (LeCun 1998: 1.7159 tanh(2x/3)), sigmoid."""
   table = {

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from classic.models import register, variant
-from classic.models.layers import Conv, activation
+from classic.models.layers import ACTIVATIONS, Conv, activation
 
 # LeCun et al. 1998 Table I: which S2 maps (rows 0-5) feed each C3 map (columns 0-15).
 C3_TABLE = (
@@ -73,6 +73,10 @@ def rbf_codes(num_classes: int, features: int, seed: int = 1998) -> np.ndarray:
 @register("lenet")
 class LeNet5(nn.Module):
   """LeNet-5 (LeCun et al. 1998 Fig. 2). Returns logits; for `output='rbf'`, minus the RBF distances."""
+
+  # Valid values of the enumerated fields (checked by classic.models.check_config before a run starts).
+  CHOICES = {"activation": ACTIVATIONS, "pool": ("trainable", "avg", "max"), "c3": ("sparse", "dense"),
+             "output": ("rbf", "linear")}
 
   num_classes: int = 10
   activation: str = "scaled_tanh"

@@ -170,6 +170,19 @@ def block_names(depth: int, stem: str) -> list[str]:
 class ResNet(nn.Module):
   """ResNet v1/v2 or plain net. See the module docstring for the fields' papers and tables."""
 
+  # Valid values of the enumerated fields (checked by classic.models.check_config before a run starts).
+  CHOICES = {"stem": ("imagenet", "cifar"), "shortcut": ("A", "B", "C"), "preact_layout": ("paper", "keras")}
+
+  @staticmethod
+  def unused_fields(fields) -> dict[str, str]:
+    """Fields these values of the others make inert: {field: why} (an override of one is refused)."""
+    unused = {}
+    if not fields["residual"]:
+      unused["shortcut"] = "a plain net (residual=False) has no shortcuts"
+    if not fields["preact"]:
+      unused["preact_layout"] = "it only places the pre-activations of preact=True nets"
+    return unused
+
   depth: int = 50
   num_classes: int = 1000
   stem: str = "imagenet"          # 'imagenet' (7x7/2 conv + 3x3/2 max pool) or 'cifar' (3x3 conv)

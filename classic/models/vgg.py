@@ -132,6 +132,9 @@ class FC(nn.Module):
 class VGG(nn.Module):
   """VGG A-E (Simonyan & Zisserman 2015 Table 1); fields described in the module docstring."""
 
+  # Valid values of the enumerated fields (checked by classic.models.check_config before a run starts).
+  CHOICES = {"config_name": tuple(CONFIGS)}
+
   num_classes: int = 1000
   config_name: str = "D"
   layers: Any = ()

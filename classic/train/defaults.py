@@ -34,6 +34,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.in_memory = True           # decode the split once into RAM (small data sets)
   c.corrupt_files = "stop"     # image folder with an unreadable file: 'stop' or 'skip'
   c.data_workers = -1          # grain processes decoding encoded images: -1 = one per core, 0 = threads here
+  c.derived_from_data = ()     # fields a moved recipe took from the data set (classic.data.info), not set by hand
   # Schedule of the run.
   c.batch_size = 128           # global, over all devices and hosts
   c.eval_batch_size = 0        # 0 = batch_size
@@ -72,3 +73,32 @@ def defaults() -> ml_collections.ConfigDict:
   c.model.name = ""
   c.model.num_classes = 10               # checked against the data set
   return c
+
+
+# The enumerated fields' valid values (classic.train.validate checks them before anything loads).
+CHOICES = {
+    "augment": ("none", "shift", "cifar", "imagenet", "inception"),
+    "eval_crop": ("center", "ten_crop", "full"),
+    "corrupt_files": ("stop", "skip"),
+    "nonfinite": ("stop", "skip"),
+    "optimizer.name": ("sgd", "rmsprop", "adam"),
+    "optimizer.schedule": ("constant", "steps", "exponential", "cosine"),
+    "optimizer.weight_decay_style": ("l2", "decoupled"),
+    "optimizer.decay_params": ("all", "kernels"),
+}
+
+# Fields that count only under a value of another: {field: (the other, its values that use the field)}.
+# Overriding one where it is inert is refused (classic.train.validate).
+USED_ONLY_WITH = {
+    "scale_range": ("augment", ("imagenet",)),
+    "optimizer.boundaries": ("optimizer.schedule", ("steps",)),
+    "optimizer.scales": ("optimizer.schedule", ("steps",)),
+    "optimizer.factor": ("optimizer.schedule", ("steps", "exponential")),
+    "optimizer.decay_every": ("optimizer.schedule", ("exponential",)),
+    "optimizer.momentum": ("optimizer.name", ("sgd", "rmsprop")),
+    "optimizer.nesterov": ("optimizer.name", ("sgd",)),
+    "optimizer.rms_decay": ("optimizer.name", ("rmsprop",)),
+    "optimizer.eps": ("optimizer.name", ("rmsprop",)),
+    "eval_resize": ("eval_crop", ("center", "ten_crop")),
+}
+

@@ -18,10 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from classic.data import info as data_info
 from classic.data.pipeline import Pipeline
 from classic.data.sources import DataError
 from classic.models import stats
-from classic.train import checkpoint, mesh as mesh_lib, setup, state as state_lib
+from classic.train import checkpoint, mesh as mesh_lib, setup, state as state_lib, validate
 from classic.train.writers import MetricWriter, Progress
 
 
@@ -69,9 +70,9 @@ class Trainer:
     self.config = config
     self.workdir = workdir
     os.makedirs(workdir, exist_ok=True)
+    validate.check(config, num_devices=jax.device_count())  # before any data loads
     if not eval_only:
       checkpoint.check_config(workdir, config, override=override_config)
-    mesh_lib.check_batch(config.batch_size)
     self.mesh = mesh_lib.make_mesh()
     self.repl = mesh_lib.replicated(self.mesh)
     pid, pcount = jax.process_index(), jax.process_count()
@@ -81,6 +82,9 @@ class Trainer:
                                                       process_count=pcount)
     sample = self.train_data or self.eval_data
     channels = sample.source.get(0)[0].shape[-1]
+    if self.train_data is not None:
+      images = getattr(self.train_data.source, "images", None)
+      data_info.check(config, self.train_data.source.name, None if images is None else images.shape[1:3], channels)
     if channels != config.channels:
       raise DataError(f"{sample.source.name} has {channels}-channel images but config.channels is "
                       f"{config.channels}: set --config.channels={channels}.")

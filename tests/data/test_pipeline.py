@@ -127,13 +127,19 @@ def test_image_folder_and_its_tarball_read_the_same(digit_folder, tmp_path, digi
   assert folder.num_classes == len(classes)
 
 
-def test_corrupt_image_is_named_and_can_be_skipped(digit_folder):
-  bad = digit_folder / "train" / "class0" / "999.png"
-  bad.write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
-  with pytest.raises(sources.DataError, match="999.png.*corrupt_files=skip"):
+def test_every_corrupt_image_is_named_at_once_and_they_can_be_skipped(digit_folder):
+  bad = [digit_folder / "train" / "class0" / "999.png", digit_folder / "train" / "class1" / "998.png",
+         digit_folder / "train" / "class0" / "997.jpg"]
+  for path in bad:
+    path.write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+  with pytest.raises(sources.DataError) as error:
     sources.load(folder_config(digit_folder), "train")
+  message = str(error.value)
+  assert message.startswith("3 unreadable files in") and "corrupt_files=skip" in message
+  assert all(path.name in message for path in bad)
   skipped = sources.load(folder_config(digit_folder, corrupt_files="skip"), "train")
   assert len(skipped) == 40
+  assert skipped.class_names == tuple(sorted(d.name for d in (digit_folder / "train").iterdir()))
 
 
 def test_missing_split_and_missing_path_say_what_exists(digit_folder, tmp_path):

@@ -1,0 +1,60 @@
+"""A run config checked before anything is loaded or built: every mistake said at once, with the fix.
+
+`check(config, explicit)` refuses, in one error listing all of them:
+- a value outside an enumerated field's choices (classic.train.defaults.CHOICES; the model's own
+  fields through classic.models.check_config: `model.shortcut=D`, an unknown factorization, ...);
+- a command-line override (`explicit`: the dotted names set with --config.x=v) of a field the rest of
+  the config makes inert (defaults.USED_ONLY_WITH, the model's `unused_fields`): `scale_range` without
+  the 'imagenet' augmentation, `optimizer.boundaries` with a constant schedule, a plain net's shortcut;
+- counts that cannot work: non-positive steps or intervals, batch sizes that do not split evenly over
+  the devices.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from classic import models
+from classic.train import defaults
+
+POSITIVE = ("batch_size", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
+
+
+def get(config, dotted: str):
+  """config['a.b'] for a dotted field name."""
+  value = config
+  for part in dotted.split("."):
+    value = value[part]
+  return value
+
+
+def check(config, explicit: Iterable[str] = (), num_devices: int = 1) -> None:
+  """Raises ValueError naming every problem of `config` (see the module docstring)."""
+  explicit = set(explicit)
+  problems = []
+  for field, choices in defaults.CHOICES.items():
+    value = get(config, field)
+    if value not in choices:
+      problems.append(f"{field} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+  for field, (other, users) in defaults.USED_ONLY_WITH.items():
+    if field in explicit and get(config, other) not in users:
+      problems.append(f"--config.{field} does nothing with {other}={get(config, other)!r} (it counts only with "
+                      f"{' or '.join(map(repr, users))}): drop it, or set --config.{other}")
+  for field in POSITIVE:
+    if config[field] <= 0:
+      problems.append(f"{field} must be positive, got {config[field]}")
+  if config.train_steps < 0:
+    problems.append(f"train_steps must be >= 0, got {config.train_steps}")
+  for field in ("batch_size", "eval_batch_size"):
+    size = config[field]
+    if size < 0 or size and size % num_devices:
+      lower, upper = size // num_devices * num_devices, -(-size // num_devices) * num_devices
+      fix = " or ".join(str(n) for n in (lower, upper) if n > 0)
+      problems.append(f"{field} {size} must be a multiple of the {num_devices} devices: use {fix}"
+                      + (" (0: the batch_size)" if field == "eval_batch_size" else ""))
+  try:
+    models.check_config(config.model, explicit)
+  except ValueError as e:
+    problems.append(str(e).rstrip("."))
+  if problems:
+    raise ValueError("The config cannot run:\n  - " + "\n  - ".join(problems) + ".")
