@@ -74,7 +74,7 @@ def run(argv) -> int:
     if _MODE.value == "eval":
       if trainer.checkpointer.latest_step() is None and not config.init_from:
         raise FileNotFoundError(f"Nothing to evaluate: no checkpoint in {workdir}/checkpoints.")
-      result = trainer.evaluate_all()
+      result = trainer.evaluate_and_record()
       trainer.checkpointer.close()
     else:
       result = trainer.train()

@@ -24,7 +24,7 @@ from classic import command
 _OUT = flags.DEFINE_string("out", "", "Where to write the report (default: the sweep root).")
 
 BOOKKEEPING = {"variant", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "cache_dir",
-               "data_dir", "eval_batch_size", "init_from"}
+               "data_dir", "eval_batch_size", "init_from", "derived_from_data"}
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

@@ -199,7 +199,12 @@ def _rgb(img):
   return np.repeat(img, 3, -1) if img.shape[-1] == 1 else img[..., :3]
 
 
-def write_deconv(rows, shown, layer: str, out: Path) -> Path:
+def class_name(label: int, names) -> str:
+  """The class's name where the data set has names ('airplane'), else its index."""
+  return names[int(label)] if int(label) < len(names) else f"class {int(label)}"
+
+
+def write_deconv(rows, shown, layer: str, out: Path, labels=None, names=()) -> Path:
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -212,6 +217,8 @@ def write_deconv(rows, shown, layer: str, out: Path) -> Path:
     for j, (img, proj) in enumerate(zip(r["images"], r["projections"])):
       axes[i, j].imshow(_rgb(_normalise(proj)))
       axes[i, top + j].imshow(_rgb(shown[img]))
+      if labels is not None:
+        axes[i, top + j].set_title(class_name(labels[img], names), fontsize=5)
     axes[i, 0].set_title(f"map {r['channel']}", fontsize=6, loc="left")
   fig.suptitle(f"{layer}: deconvnet projections (left) and their images (right)", fontsize=8)
   path = out / f"deconv_{layer.replace('/', '_')}.png"
@@ -222,14 +229,14 @@ def write_deconv(rows, shown, layer: str, out: Path) -> Path:
   return path
 
 
-def write_occlusion(maps, shown, labels, indices, out: Path) -> Path:
+def write_occlusion(maps, shown, labels, indices, out: Path, names=()) -> Path:
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   fig, axes = plt.subplots(len(maps), 2, figsize=(4, 2 * len(maps)), squeeze=False)
   for i, (m, img) in enumerate(zip(maps, shown)):
     axes[i, 0].imshow(_rgb(img))
-    axes[i, 0].set_title(f"image {indices[i]}, class {int(labels[i])}", fontsize=7)
+    axes[i, 0].set_title(f"image {indices[i]}: {class_name(labels[i], names)}", fontsize=7)
     im = axes[i, 1].imshow(m, vmin=0, vmax=1, cmap="jet")
     axes[i, 1].set_title("p(true class), occluded here", fontsize=7)
     fig.colorbar(im, ax=axes[i, 1], fraction=0.046)
@@ -239,7 +246,8 @@ def write_occlusion(maps, shown, labels, indices, out: Path) -> Path:
   path = out / "occlusion.png"
   fig.savefig(path, dpi=80)
   plt.close(fig)
-  np.savez(out / "occlusion.npz", maps=maps, indices=np.asarray(indices), labels=labels)
+  np.savez(out / "occlusion.npz", maps=maps, indices=np.asarray(indices), labels=labels,
+           classes=np.array([class_name(label, names) for label in labels]))
   return path
 
 
@@ -257,13 +265,13 @@ def main(argv):
     inputs, shown, labels = inputs[pick], shown[pick], labels[pick]
     patch = F.patch or max(1, config.image_size // 4)
     maps, _ = occlusion(model, variables, inputs, labels, patch, F.stride or max(1, patch // 4))
-    path = write_occlusion(maps, shown, labels, indices, out)
+    path = write_occlusion(maps, shown, labels, indices, out, pipe.source.class_names)
   else:
     if not F.layer:
       raise VisualizeError("give --layer=NAME (a feature map, e.g. conv5_out) or --occlusion.")
-    inputs, shown, _ = eval_images(pipe, config, F.images)
+    inputs, shown, labels = eval_images(pipe, config, F.images)
     rows = deconvnet(model, variables, inputs, F.layer, F.channels, F.top)
-    path = write_deconv(rows, shown, F.layer, out)
+    path = write_deconv(rows, shown, F.layer, out, labels, pipe.source.class_names)
   print(json.dumps({"written": str(path)}))
 
 

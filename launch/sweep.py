@@ -9,8 +9,16 @@ r"""Run a sweep: every point of a sweep file in its own workdir, here, one or N 
 A sweep file defines `get_sweep()`, a list of runs; a run is a dict with `config` (a config file and
 variant) and any config fields to override (dotted names). `product()` and `zip_axes()` below build
 such lists. Each run is named from its variant and overrides and trains in WORKDIR/<name> through
-`python -m classic.main`; rerunning the command skips finished runs and resumes interrupted ones
-(classic.main resumes a workdir by itself).
+`python -m classic.main`. A run's identity is its whole resolved config, `--set` values included:
+before anything starts, every run's config is built as classic.main will build it (a misspelled
+field fails here, for every run) and compared with the config.json of its workdir. A run is then
+- `new`: nothing trained yet;
+- `finished`: the same config, trained to its train_steps;
+- `resume`: the same config, short of its train_steps (interrupted, or train_steps raised): it trains on;
+- `conflict`: the workdir trained something else (another lr, another data set): the sweep refuses to
+  start and names the fields; use another --workdir, or delete that run's directory to retrain it.
+Bookkeeping fields (train_steps, log_every, ...: classic.train.checkpoint.RESUMABLE_FIELDS) and what
+a moved recipe took from its data (config.derived_from_data) do not count as a change.
 """
 
 from __future__ import annotations
@@ -99,25 +107,76 @@ def start(cmd: list[str], share: dict, log) -> subprocess.Popen:
                           preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
 
 
-def finished(workdir: Path) -> bool:
-  """True once metrics.jsonl has reached the run's train_steps."""
+def last_step(workdir: Path) -> int:
+  """The last step metrics.jsonl records (0 without one)."""
   try:
-    steps = json.loads((workdir / "config.json").read_text())["train_steps"]
-    last = (workdir / "metrics.jsonl").read_text().strip().splitlines()[-1]
-    return json.loads(last)["step"] >= steps
-  except (OSError, ValueError, KeyError, IndexError):
-    return False
+    lines = (workdir / "metrics.jsonl").read_text().strip().splitlines()
+    return max(json.loads(line)["step"] for line in lines if line.strip())
+  except (OSError, ValueError, KeyError):
+    return 0
+
+
+def resolve(run: dict, sets: list[str]):
+  """(config, explicit fields) of a run with the sweep's --set values, built exactly as classic.main
+  builds it from the run's command line, and checked (classic.train.validate)."""
+  from classic import command
+  from classic.train import validate
+  overrides = sets + [f"{k}={v}" for k, v in run.items() if k != "config"]
+  config, explicit = command.load_config(run["config"], overrides)
+  validate.check(config, explicit)
+  return config, explicit
+
+
+def state(workdir: Path, config, explicit: set[str]) -> tuple[str, str]:
+  """(new | finished | resume | conflict, detail) of a run whose requested config is `config`."""
+  from classic.train import checkpoint
+  try:
+    old = json.loads((workdir / "config.json").read_text())
+  except FileNotFoundError:
+    return "new", ""
+  except (OSError, ValueError) as e:
+    return "conflict", f"unreadable config.json ({e})"
+  new = json.loads(config.to_json_best_effort())
+  derived = set(old.get("derived_from_data", ())) - explicit
+  diffs = checkpoint.differing_fields(old, new, ignore=derived | {"derived_from_data"})
+  if diffs:
+    return "conflict", "; ".join(f"{d}: {_at(old, d)!r} there, {_at(new, d)!r} now" for d in diffs)
+  step = last_step(workdir)
+  if step >= config.train_steps:
+    return "finished", f"step {step}"
+  return "resume", f"at step {step} of {config.train_steps}"
+
+
+def _at(tree: dict, dotted: str):
+  for part in dotted.split("."):
+    tree = tree.get(part) if isinstance(tree, dict) else None
+  return tree
+
+
+def environment_lines(repo: Path | None = None) -> list[str]:
+  """Shell lines that put a batch job where this command runs: the project's directory and the
+  Python environment (a virtualenv or a conda environment) this launcher runs in."""
+  import os
+  import shlex
+  repo = repo or Path(__file__).resolve().parent.parent
+  lines = [f"cd {shlex.quote(str(repo))}"]
+  if sys.prefix != sys.base_prefix:
+    lines.append(f"source {shlex.quote(os.path.join(sys.prefix, 'bin', 'activate'))}")
+  elif os.environ.get("CONDA_PREFIX"):
+    lines.append(f'eval "$(conda shell.bash hook)" && conda activate {shlex.quote(os.environ["CONDA_PREFIX"])}')
+  return lines
 
 
 def emit_slurm(jobs: list[tuple[str, list[str]]], root: Path, name: str, nodes: int, gpus_per_node: int,
-               python: str = "python") -> str:
+               setup: list[str], python: str = "python") -> str:
   """A SLURM array job: task i trains run i on `nodes` hosts, one process per host (srun), each
-  process joining the others through jax.distributed (classic.main detects SLURM by itself)."""
+  process joining the others through jax.distributed (classic.main detects SLURM by itself).
+  `setup`: shell lines run first (environment_lines: the project's directory, the environment)."""
   lines = ["#!/bin/bash", f"#SBATCH --job-name=classic-{name}", f"#SBATCH --array=0-{len(jobs) - 1}",
            f"#SBATCH --nodes={nodes}", "#SBATCH --ntasks-per-node=1"]
   if gpus_per_node:
     lines.append(f"#SBATCH --gpus-per-node={gpus_per_node}")
-  lines += [f"#SBATCH --output={root}/slurm-%A_%a.out", "set -euo pipefail", "RUNS=("]
+  lines += [f"#SBATCH --output={root}/slurm-%A_%a.out", *setup, "set -euo pipefail", "RUNS=("]
   lines += [f"  '{' '.join(cmd[3:])}'  # {run}" for run, cmd in jobs]
   lines += [")", f"srun {python} -m classic.main ${{RUNS[$SLURM_ARRAY_TASK_ID]}}", ""]
   return "\n".join(lines)
@@ -156,21 +215,40 @@ def main(argv=None) -> int:
   names = [run_name(r) for r in runs]
   if len(set(names)) != len(names):
     raise SystemExit(f"error: two runs of {args.sweep} have the same name: {names}")
-  jobs = [(name, command(r, root / name, common)) for name, r in zip(names, runs)
-          if re.search(args.only, name)]
+  selected = [(name, r) for name, r in zip(names, runs) if re.search(args.only, name)]
+  if not selected:
+    raise SystemExit(f"error: --only={args.only!r} matches no run of {args.sweep}; its runs: {', '.join(names)}")
+  jobs = [(name, command(r, root / name, common)) for name, r in selected]
   if args.emit == "slurm":
-    print(emit_slurm(jobs, root, Path(args.sweep).stem, args.nodes, args.gpus_per_node), end="")
+    print(emit_slurm(jobs, root, Path(args.sweep).stem, args.nodes, args.gpus_per_node, environment_lines()), end="")
     return 0
   if args.emit == "tpu":
     print(emit_tpu(jobs, args.tpu, args.zone, args.repo_dir), end="")
     return 0
+  states, problems = {}, []
+  for name, r in selected:  # every run's config, built and compared before anything starts
+    try:
+      config, explicit = resolve(r, list(args.set))
+    except ValueError as e:
+      problems.append(f"{name}: {e}")
+      continue
+    states[name] = state(root / name, config, explicit)
+  if problems:
+    raise SystemExit("error: the sweep cannot start:\n  " + "\n  ".join(problems))
   if args.dry_run:
     for name, cmd in jobs:
-      state = "finished" if finished(root / name) else "to run"
-      print(f"{name}\t{state}\t{' '.join(cmd[1:])}")
+      kind, detail = states[name]
+      print(f"{name}\t{kind}{f' ({detail})' if detail else ''}\t{' '.join(cmd[1:])}")
     return 0
-  pending = [(n, c) for n, c in jobs if not finished(root / n)]
-  print(f"{len(jobs)} runs, {len(jobs) - len(pending)} finished, {len(pending)} to run", flush=True)
+  conflicts = [f"{name}: {detail}" for name, (kind, detail) in states.items() if kind == "conflict"]
+  if conflicts:
+    raise SystemExit(f"error: {len(conflicts)} runs under {root} trained another config than the one asked for "
+                     "now; nothing was started:\n  " + "\n  ".join(conflicts) + "\nUse another --workdir, or "
+                     "delete those runs' directories to train them anew.")
+  pending = [(n, c) for n, c in jobs if states[n][0] != "finished"]
+  counts = {k: sum(v[0] == k for v in states.values()) for k in ("finished", "resume", "new")}
+  print(f"{len(jobs)} runs: {counts['finished']} finished, {counts['resume']} to resume, {counts['new']} new",
+        flush=True)
   import os
   shares = partition(args.parallel, visible_gpus(), sorted(os.sched_getaffinity(0)))
   free = list(range(args.parallel))

@@ -13,10 +13,10 @@ from PIL import Image
 
 from tests.conftest import REPO, run_main
 
-ZFNET_ON_DIGITS = ["--config=configs/zfnet.py", "--config.dataset=digits", "--config.eval_split=test",
-                   "--config.channels=1", "--config.mean=(0.,)", "--config.std=(255.,)",
-                   "--config.model.num_classes=10", "--config.image_size=64", "--config.eval_resize=64",
-                   "--config.augment=none", "--config.batch_size=32", "--config.train_steps=20",
+# The ImageNet recipe moved to the digits by --config.dataset alone (classes, channels, splits and
+# statistics come from the data), at 64 px.
+ZFNET_ON_DIGITS = ["--config=configs/zfnet.py", "--config.dataset=digits", "--config.image_size=64",
+                   "--config.eval_resize=64", "--config.augment=none", "--config.batch_size=32", "--config.train_steps=20",
                    "--config.log_every=10", "--config.eval_every=20", "--config.checkpoint_every=20"]
 
 
@@ -68,6 +68,7 @@ def test_occlusion_map_equals_direct_evaluation(run, tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   saved = np.load(tmp_path / "occlusion.npz")
   assert saved["maps"].shape == (2, 7, 7) and list(saved["indices"]) == [0, 3]
+  assert list(saved["classes"]) == [str(label) for label in saved["labels"]]  # the digits' names: '0' ... '9'
   assert Image.open(tmp_path / "occlusion.png").size == (320, 320)
   # One cell by hand: image 3 with the grey (zero after normalisation) square at rows 8-23, cols 40-55.
   from classic import visualize as vis

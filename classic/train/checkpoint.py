@@ -31,8 +31,7 @@ def check_config(workdir: str, config, override: bool = False) -> None:
   if os.path.exists(path) and not override:
     with open(path) as f:
       old = json.load(f)
-    diffs = sorted(_diff(old, json.loads(config.to_json_best_effort())))
-    diffs = [d for d in diffs if d.split(".")[0] not in RESUMABLE_FIELDS]
+    diffs = differing_fields(old, json.loads(config.to_json_best_effort()))
     if diffs:
       raise ConfigMismatch(
           f"{workdir} holds a run with another config; differing fields: {', '.join(diffs)}. "
@@ -47,6 +46,12 @@ def write_config(workdir: str, config) -> None:
     with open(tmp, "w") as f:
       json.dump(json.loads(config.to_json_best_effort()), f, indent=2, sort_keys=True)
     os.replace(tmp, path)
+
+
+def differing_fields(old: dict, new: dict, ignore: set[str] = frozenset()) -> list[str]:
+  """Dotted names of the fields in which two configs (as JSON dicts) differ in what is trained: not
+  RESUMABLE_FIELDS, nor the names in `ignore`."""
+  return sorted(d for d in _diff(old, new) if d.split(".")[0] not in RESUMABLE_FIELDS and d not in ignore)
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:

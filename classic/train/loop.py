@@ -165,13 +165,26 @@ class Trainer:
     totals = jax.device_get(totals)
     n = float(totals["count"])
     prefix = "eval_ema" if ema else "eval"
-    return {f"{prefix}/top1": float(totals["correct1"]) / n, f"{prefix}/top5": float(totals["correct5"]) / n,
-            f"{prefix}/loss": float(totals["loss"]) / n, f"{prefix}/count": int(n)}
+    top1, top5 = float(totals["correct1"]) / n, float(totals["correct5"]) / n
+    # Accuracies and errors both, as for training (train/top1 and train/top1_err): one convention.
+    return {f"{prefix}/top1": top1, f"{prefix}/top5": top5, f"{prefix}/top1_err": 1.0 - top1,
+            f"{prefix}/top5_err": 1.0 - top5, f"{prefix}/loss": float(totals["loss"]) / n, f"{prefix}/count": int(n)}
 
   def evaluate_all(self) -> dict[str, float]:
     out = self.evaluate()
     if self.config.ema_decay:
       out.update(self.evaluate(ema=True))
+    return out
+
+  def evaluate_and_record(self) -> dict[str, float]:
+    """Evaluates the restored state (`--mode=eval`) and appends the result, under the checkpoint's
+    step and marked `"mode": "eval"`, to metrics.jsonl and TensorBoard."""
+    t = time.time()
+    out = self.evaluate_all()
+    out["eval/seconds"] = time.time() - t
+    writer = MetricWriter(self.workdir, resume_step=None)
+    writer.write(self.start_step, {**out, "mode": "eval", "eval_split": self.config.eval_split})
+    writer.close()
     return out
 
   # ------------------------------------------------------------------------------------------
@@ -204,17 +217,25 @@ class Trainer:
         if log_now or ckpt_now:
           window += self._fetch(pending)  # raises NonFiniteError before anything is saved
           pending = []
-        if log_now:
+        # A stop between logging steps logs its partial window too, marked `partial_window` (its
+        # steps); a resumed run logs the full window again at the next logging step.
+        if log_now or stopping and window:
           now = time.time()
           summary = self._summarise(window)
-          window = []
-          img_per_s = (step - last_log_step) * c.batch_size / max(now - last_log_time, 1e-9)
-          summary.update({"img_per_s": img_per_s, "wait_for_data_frac": data_time / max(now - last_log_time, 1e-9)})
+          # Training time only: the evaluation at the end of the last window is timed apart.
+          train_time = max(now - last_log_time, 1e-9)
+          img_per_s = (step - last_log_step) * c.batch_size / train_time
+          summary.update({"img_per_s": img_per_s, "wait_for_data_frac": data_time / train_time})
+          if not log_now:
+            summary["partial_window"] = len(window)
+          window = [] if log_now else window
           self._warn_if_input_bound(summary["wait_for_data_frac"], step)
           data_time = 0.0
-          last_log_time, last_log_step = now, step
-          if step % c.eval_every == 0 or step == c.train_steps:
+          if log_now and (step % c.eval_every == 0 or step == c.train_steps):
+            t_eval = time.time()
             summary.update(self.evaluate_all())
+            summary["eval/seconds"] = time.time() - t_eval
+          last_log_time, last_log_step = time.time(), step
           writer.write(step, summary)
           last = summary
           logging.info(progress.line(step, summary, img_per_s) +
@@ -278,5 +299,6 @@ class Trainer:
 
   def _summarise(self, window: list[dict[str, float]]) -> dict[str, float]:
     out = {k: float(np.mean([m[k] for m in window])) for k in window[0] if k != "train/finite"}
+    out["train/top1"] = 1.0 - out["train/top1_err"]
     out["train/skipped_updates"] = int(jax.device_get(self.state.skipped))
     return out

@@ -27,13 +27,16 @@ def _tensorboard_thread_excepthook(args) -> None:
 
 class MetricWriter:
 
-  def __init__(self, workdir: str, resume_step: int = 0):
+  def __init__(self, workdir: str, resume_step: int | None = 0):
+    """`resume_step`: a training run's first step; lines past it are dropped (None: append only, as
+    an evaluation of a finished run does)."""
     self.enabled = jax.process_index() == 0
     self.path = os.path.join(workdir, "metrics.jsonl")
     self._tb = None
     if not self.enabled:
       return
-    self._truncate_after(resume_step)
+    if resume_step is not None:
+      self._truncate_after(resume_step)
     try:
       from tensorboardX import SummaryWriter
       threading.excepthook = _tensorboard_thread_excepthook

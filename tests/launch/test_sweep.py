@@ -25,7 +25,7 @@ def test_degradation_dry_run_lists_plain_and_residual_at_every_depth(tmp_path):
                "--set=dataset=../shared/data/cifar10-jpg.tar.gz", "--only=(20|56)$")
   rows = [line.split("\t") for line in out.stdout.strip().splitlines()]
   assert [r[0] for r in rows] == ["plain20", "resnet20", "plain56", "resnet56"]
-  assert all(r[1] == "to run" for r in rows)
+  assert all(r[1] == "new" for r in rows)
   assert rows[0][2].endswith(f"--config=configs/resnet.py:plain20 --config.dataset=../shared/data/cifar10-jpg.tar.gz "
                              f"--workdir={tmp_path}/plain20")
 
@@ -41,12 +41,40 @@ def test_a_tiny_sweep_runs_and_a_rerun_skips_finished_runs(tmp_path):
           "--set=eval_every=20", "--set=checkpoint_every=20", "--parallel=2"]
   first = launch(*args)
   assert first.returncode == 0, first.stderr
-  assert "2 runs, 0 finished, 2 to run" in first.stdout
+  assert "2 runs: 0 finished, 0 to resume, 2 new" in first.stdout
   for name in ("digits-pool=trainable", "digits-pool=max"):
     assert read_metrics(root / name)[-1]["eval/count"] == 360
   again = launch(*args)
-  assert "2 runs, 2 finished, 0 to run" in again.stdout
-  assert launch(*args, "--dry-run").stdout.count("\tfinished\t") == 2
+  assert "2 runs: 2 finished, 0 to resume, 0 new" in again.stdout
+  assert launch(*args, "--dry-run").stdout.count("\tfinished (step 20)\t") == 2
+
+  # A run's identity is its whole config, --set included: more steps resume the finished runs ...
+  more = [a.replace("train_steps=20", "train_steps=30") for a in args]
+  dry = launch(*more, "--only=max", "--dry-run")
+  assert dry.stdout.split("\t")[:2] == ["digits-pool=max", "resume (at step 20 of 30)"]
+  longer = launch(*more, "--only=max")
+  assert "1 runs: 0 finished, 1 to resume, 0 new" in longer.stdout, longer.stderr
+  assert read_metrics(root / "digits-pool=max")[-1]["step"] == 30
+  # ... another learning rate is another experiment: refused, nothing started, the fields named.
+  other = launch(*more, "--set=optimizer.lr=0.5")
+  assert other.returncode != 0 and "nothing was started" in other.stderr
+  assert "digits-pool=max: optimizer.lr: 0.005 there, 0.5 now" in other.stderr
+  assert read_metrics(root / "digits-pool=max")[-1]["step"] == 30
+  assert "\tconflict (optimizer.lr: " in launch(*more, "--set=optimizer.lr=0.5", "--dry-run").stdout
+
+
+def test_bad_sets_and_selections_fail_before_anything_starts(tmp_path):
+  base = ["launch/sweeps/degradation.py", f"--workdir={tmp_path}", "--only=20$"]
+  typo = launch(*base, "--set=model.residul=True")
+  assert typo.returncode != 0 and "plain20: the config has no field 'model.residul'; did you mean model.residual" in typo.stderr
+  inert = launch(*base, "--set=model.shortcut=B", "--dry-run")
+  assert inert.returncode != 0 and "plain20:" in inert.stderr and "has no shortcuts" in inert.stderr
+  assert "resnet20:" not in inert.stderr  # the residual net uses the field
+  bad_value = launch(*base, "--set=model.shortcut=D")
+  assert "model.shortcut of resnet must be one of 'A', 'B', 'C'; got 'D'" in bad_value.stderr
+  nothing = launch("launch/sweeps/degradation.py", f"--workdir={tmp_path}", "--only=resnet21")
+  assert nothing.returncode != 0 and "matches no run" in nothing.stderr and "resnet20" in nothing.stderr
+  assert not any(tmp_path.iterdir())
 
 
 SLURM_GOLDEN = """#!/bin/bash
@@ -56,6 +84,7 @@ SLURM_GOLDEN = """#!/bin/bash
 #SBATCH --ntasks-per-node=1
 #SBATCH --gpus-per-node=8
 #SBATCH --output=/shared/runs/slurm-%A_%a.out
+{setup}
 set -euo pipefail
 RUNS=(
   '--config=configs/resnet.py:plain20 --config.train_steps=2000 --workdir=/shared/runs/plain20'  # plain20
@@ -73,7 +102,9 @@ gcloud compute tpus tpu-vm ssh v4-32 --zone=us-central2-b --worker=all \
 def test_slurm_array_script_is_the_golden_text_and_valid_bash(tmp_path):
   out = launch("launch/sweeps/degradation.py", "--workdir=/shared/runs", "--only=^(plain|resnet)20$",
                "--set=train_steps=2000", "--emit=slurm", "--nodes=2", "--gpus_per_node=8").stdout
-  assert out == SLURM_GOLDEN
+  # The job runs where the launcher ran: the project's directory, the launcher's environment.
+  setup = [f"cd {REPO}"] + ([f"source {sys.prefix}/bin/activate"] if sys.prefix != sys.base_prefix else [])
+  assert out == SLURM_GOLDEN.replace("{setup}", "\n".join(setup))
   script = tmp_path / "job.sh"
   script.write_text(out)
   assert subprocess.run(["bash", "-n", str(script)]).returncode == 0

@@ -1,0 +1,54 @@
+"""A config is checked before anything loads: every bad enumerated value, inert override and batch size
+that cannot split is named at once, with the valid values or the fix."""
+
+import pytest
+
+from classic.train import validate
+from configs import common
+from tests.conftest import run_main
+
+
+def test_every_problem_is_named_at_once_with_the_valid_values():
+  c = common.load("configs/resnet.py:resnet20")
+  c.optimizer.name, c.augment, c.eval_crop, c.model.shortcut = "adamw", "autoaugment", "dense", "D"
+  with pytest.raises(ValueError) as e:
+    validate.check(c)
+  message = str(e.value)
+  for expected in ("optimizer.name must be one of 'sgd', 'rmsprop', 'adam', got 'adamw'",
+                   "augment must be one of 'none', 'shift', 'cifar', 'imagenet', 'inception', got 'autoaugment'",
+                   "eval_crop must be one of 'center', 'ten_crop', 'full', got 'dense'",
+                   "model.shortcut of resnet must be one of 'A', 'B', 'C'; got 'D'"):
+    assert expected in message
+
+
+def test_overrides_the_rest_of_the_config_makes_inert_are_refused():
+  c = common.load("configs/resnet.py:plain20")
+  validate.check(c, {"optimizer.lr"})
+  with pytest.raises(ValueError) as e:
+    validate.check(c, {"model.shortcut", "scale_range", "optimizer.decay_every"})
+  message = str(e.value)
+  assert "a plain net (residual=False) has no shortcuts" in message
+  assert "--config.scale_range does nothing with augment='cifar'" in message
+  assert "--config.optimizer.decay_every does nothing with optimizer.schedule='steps'" in message
+  validate.check(common.load("configs/resnet.py:resnet20"), {"model.shortcut"})  # residual: it counts
+
+
+def test_batch_sizes_must_split_over_the_devices():
+  c = common.load("configs/resnet.py:resnet20")
+  validate.check(c, num_devices=8)   # 128 and 1000
+  c.eval_batch_size = 500
+  with pytest.raises(ValueError, match="eval_batch_size 500 must be a multiple of the 8 devices: use 496 or 504"):
+    validate.check(c, num_devices=8)
+  c.eval_batch_size, c.batch_size = 0, 3
+  with pytest.raises(ValueError, match="batch_size 3 must be a multiple of the 2 devices: use 2 or 4"):
+    validate.check(c, num_devices=2)
+
+
+def test_classic_main_says_it_before_looking_at_the_data(tmp_path):
+  # The data set does not exist: had the config been checked after loading, that would be the error.
+  proc = run_main("--config=configs/resnet.py:resnet20", "--config.dataset=/nonexistent/cifar",
+                  "--config.optimizer.name=adamw", f"--workdir={tmp_path}", check=False)
+  assert proc.returncode == 1
+  assert "optimizer.name must be one of 'sgd', 'rmsprop', 'adam', got 'adamw'" in proc.stderr
+  assert "nonexistent" not in proc.stderr and "Traceback" not in proc.stderr
+  assert not (tmp_path / "config.json").exists()
