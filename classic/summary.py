@@ -90,6 +90,8 @@ def main(argv):
     return
   if _CONFIG.value is None:
     raise app.UsageError("--config is required (or --all).")
+  from classic.train import validate
+  validate.check(_CONFIG.value, command.explicit_overrides())  # a bad or inert model field, in a sentence
   summary = summarise(_CONFIG.value)
   if _JSON.value:
     print(json.dumps({k: v for k, v in summary.items() if k != "layers"}))

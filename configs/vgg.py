@@ -9,11 +9,15 @@ layers, lr 0.01 divided by 10 when the validation accuracy stopped improving, th
 iterations (74 epochs). The decreases are fixed here at epochs 20, 40 and 60 (5,005 steps per epoch).
 Training scale S=256 (single-scale, the first setting of Table 3): the shorter side rescaled to 256,
 random 224 crops, flips and PCA colour noise as AlexNet; `--config.scale_range=(256,512)` gives the
-paper's scale jittering. Named deviations: inputs are divided by a per-channel std as well as mean-
-subtracted (the paper subtracts the mean RGB only); and §3.2's dense evaluation is not reproduced
-yet: `--config.model.fully_conv=True` turns the FC layers into convolutions, but evaluation still
-centre-crops the image square and resizes it to 224, so the class score map is 1x1, with no
-horizontal flip and no multiple scales.
+paper's scale jittering. Evaluation is a 224 centre crop by default; §3.2's dense evaluation is
+`--config.eval_crop=dense --config.model.fully_conv=True`: the FC layers as convolutions over the
+image rescaled to Q (`--config.eval_resize`, or several Q with `--config.eval_scales='(256, 384, 512)'`,
+Table 4's multi-scale test for S in [256, 512]), the class score map averaged over space, and the
+softmax averaged over the scales and the mirror images. Named deviations: inputs are divided by a
+per-channel std as well as mean-subtracted (the paper subtracts the mean RGB only); a dense view is
+the image's central Q x Q square (its longer side centre-cropped to Q, so that a batch has one shape
+per scale), not the whole rescaled image; and Table 5's combination of 150 crops with dense
+evaluation is not implemented (`ten_crop` and `dense` are separate settings).
 """
 
 import functools

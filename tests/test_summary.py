@@ -29,3 +29,12 @@ def test_table_lists_every_layer_with_shapes():
   assert rows["C3"][1] == "SparseConv" and rows["C3"][-2] == "1,516"
   assert "(10, 10, 16)" in out[[i for i, l in enumerate(out) if l.startswith("C3")][0]]
   assert rows["total"][-2:] == ["60,000", "325,680"]
+
+
+def test_a_bad_or_inert_model_field_is_one_sentence():
+  run = lambda *a: subprocess.run([sys.executable, "-m", "classic.summary", *a], cwd=REPO, capture_output=True,
+                                  text=True, timeout=300)
+  bad = run("--config=configs/resnet.py:resnet20", "--config.model.shortcut=D")
+  assert bad.returncode == 1 and "model.shortcut of resnet must be one of 'A', 'B', 'C'; got 'D'" in bad.stderr
+  inert = run("--config=configs/resnet.py:plain20", "--config.model.shortcut=B")
+  assert inert.returncode == 1 and "has no shortcuts" in inert.stderr and "Traceback" not in inert.stderr

@@ -10,7 +10,8 @@ Train:
 - PCA lighting noise (Krizhevsky et al. 2012 §4.1): `lighting_alphas` draws the per-image weights on
   the host; the train step adds the colour shift on device (see `LIGHTING_EIGVAL`).
 Test: `center_crop` (shorter side to `resize`, central crop) and `ten_crop` (4 corners + centre, and
-their mirrors), as AlexNet and ResNet report.
+their mirrors), as AlexNet and ResNet report; `dense_views`, one view per test scale, for VGG's dense
+evaluation (the train step's eval adds the mirror images and averages the class score maps).
 
 Randomness comes in as explicit numpy Generators so the pipeline decides it per step and per example.
 """
@@ -104,6 +105,13 @@ def ten_crop(image: np.ndarray, size: int, resize: int) -> np.ndarray:
   corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), ((h - size) // 2, (w - size) // 2)]
   crops = [image[y:y + size, x:x + size] for y, x in corners]
   return np.stack(crops + [c[:, ::-1] for c in crops])
+
+
+def dense_views(image: np.ndarray, scales) -> list[np.ndarray]:
+  """For dense evaluation (Simonyan & Zisserman 2015 §3.2): per test scale Q, the image with its shorter
+  side resized to Q and its longer side centre-cropped to Q, so that a batch has one shape per scale
+  (a named deviation: the paper's net sees the whole rescaled image)."""
+  return [center_crop(image, q, q) for q in scales]
 
 
 def lighting_alphas(rng: np.random.Generator, n: int, std: float) -> np.ndarray:

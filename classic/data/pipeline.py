@@ -113,6 +113,10 @@ class Pipeline:
     positions = b * self.global_batch + self.row0 + np.arange(self.local_batch)
     mask = positions < len(self.source)
     idx = np.where(mask, positions, 0)
+    if self.config.eval_crop == "dense":  # one image array per test scale
+      pairs = self._map(self.maker.eval, [(i,) for i in idx])
+      views = {dense_key(k): np.stack([p[0][k] for p in pairs]) for k in range(len(pairs[0][0]))}
+      return {**views, "label": np.array([p[1] for p in pairs], np.int32), "mask": mask.astype(np.float32)}
     if isinstance(self.source, sources.InMemory) and self.config.eval_crop != "ten_crop":
       images, labels = self.source.images[idx], self.source.labels[idx]
     else:
@@ -131,6 +135,15 @@ class Pipeline:
   def close(self) -> None:
     if self._pool is not None:
       self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def dense_key(k: int) -> str:
+  """The eval batch's key of test scale k of a dense evaluation: 'image', 'image_scale1', ..."""
+  return "image" if k == 0 else f"image_scale{k}"
+
+
+def dense_scales(config) -> tuple[int, ...]:
+  return tuple(config.get("eval_scales", ())) or (config.eval_resize,)
 
 
 def available_cores() -> int:
@@ -167,6 +180,7 @@ class ExampleMaker:
     self.augment, self.size = config.augment, config.image_size
     self.scale_range = tuple(config.scale_range)
     self.eval_crop, self.eval_resize = config.eval_crop, config.eval_resize
+    self.eval_scales = dense_scales(config)
     self.skip_corrupt = config.corrupt_files == "skip"
     self._perm: tuple[int, np.ndarray] | None = None
     if self.augment not in ("none", "shift", "cifar", "imagenet", "inception"):
@@ -247,8 +261,8 @@ class ExampleMaker:
     """The test-time view of example `index` (centre crop, ten crops or the full image)."""
     data, label = self._record(index)
     crop, size = self.eval_crop, self.size
-    if crop not in ("center", "ten_crop", "full"):
-      raise ValueError(f"Unknown eval_crop {crop!r}: use 'center', 'ten_crop' or 'full'.")
+    if crop not in ("center", "ten_crop", "full", "dense"):
+      raise ValueError(f"Unknown eval_crop {crop!r}: use 'center', 'ten_crop', 'full' or 'dense'.")
     try:
       if isinstance(data, bytes) and not self.pad and crop == "center":
         return examples.center_crop(data, size, self.eval_resize), label
@@ -258,6 +272,8 @@ class ExampleMaker:
         image = self._array(data, index)
     except examples.DecodeError as e:
       raise self._corrupt(index, e) from e
+    if crop == "dense":
+      return augment.dense_views(image, self.eval_scales), label
     if image.shape[0] == image.shape[1] == size and crop != "ten_crop":
       return image, label
     resize = self.eval_resize if max(image.shape[:2]) > size else size

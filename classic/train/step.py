@@ -13,15 +13,16 @@ from classic.data import augment, photometric
 from classic.train.state import TrainState
 
 
-def preprocess(batch: dict[str, jax.Array], config) -> jax.Array:
-  """uint8 images -> normalised float inputs at config.image_size (resized on device if needed)."""
-  x = batch["image"].astype(jnp.float32)
+def preprocess(batch: dict[str, jax.Array], config, key: str = "image", resize: bool = True) -> jax.Array:
+  """uint8 images batch[key] -> normalised float inputs at config.image_size (resized on device if
+  needed and `resize`; a dense evaluation keeps each test scale's size)."""
+  x = batch[key].astype(jnp.float32)
   if "photometric" in batch:
     x = photometric.distort(x, batch["photometric"])
   if "lighting" in batch:
     x = x + augment.lighting_shift(batch["lighting"])[:, None, None, :]
   size = config.image_size
-  if x.shape[-3:-1] != (size, size):
+  if resize and x.shape[-3:-1] != (size, size):
     x = jax.image.resize(x, x.shape[:-3] + (size, size, x.shape[-1]), "bilinear")
   mean = jnp.asarray(config.mean, jnp.float32)
   std = jnp.asarray(config.std, jnp.float32)
@@ -84,15 +85,27 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, tx, lr_
 def eval_step(model_vars, batch: dict[str, jax.Array], *, model, config) -> dict[str, jax.Array]:
   """Sums over the batch of correct top-1/top-5, loss and count; padding (mask 0) counts nothing.
 
-  Multi-view batches (B, V, H, W, C), e.g. ten crops, average the views' softmax outputs.
+  Multi-view batches (B, V, H, W, C), e.g. ten crops, average the views' softmax outputs. A dense
+  evaluation (config.eval_crop='dense', Simonyan & Zisserman 2015 §3.2) has one image array per test
+  scale ('image', 'image_scale1', ...): the fully-convolutional net's class scores, averaged over its
+  score map, of each scale and of its mirror image are soft-maxed and averaged.
   """
-  images = preprocess(batch, config)
-  views = 1
-  if images.ndim == 5:
-    views = images.shape[1]
-    images = images.reshape((-1,) + images.shape[2:])
-  logits = model.apply(model_vars, images, train=False).astype(jnp.float32)
-  probs = jax.nn.softmax(logits).reshape(-1, views, logits.shape[-1]).mean(1)
+  if config.eval_crop == "dense":
+    keys = sorted(k for k in batch if k.startswith("image"))
+    probs = 0.0
+    for key in keys:
+      x = preprocess(batch, config, key, resize=False)
+      logits = model.apply(model_vars, jnp.concatenate([x, x[:, :, ::-1]]), train=False).astype(jnp.float32)
+      probs = probs + jax.nn.softmax(logits).reshape(2, x.shape[0], -1).mean(0)
+    probs = probs / len(keys)
+  else:
+    images = preprocess(batch, config)
+    views = 1
+    if images.ndim == 5:
+      views = images.shape[1]
+      images = images.reshape((-1,) + images.shape[2:])
+    logits = model.apply(model_vars, images, train=False).astype(jnp.float32)
+    probs = jax.nn.softmax(logits).reshape(-1, views, logits.shape[-1]).mean(1)
   labels, mask = batch["label"], batch["mask"]
   top5 = jax.lax.top_k(probs, min(5, probs.shape[-1]))[1]
   nll = -jnp.log(jnp.take_along_axis(probs, labels[:, None], 1)[:, 0] + 1e-12)

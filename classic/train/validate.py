@@ -52,6 +52,9 @@ def check(config, explicit: Iterable[str] = (), num_devices: int = 1) -> None:
       fix = " or ".join(str(n) for n in (lower, upper) if n > 0)
       problems.append(f"{field} {size} must be a multiple of the {num_devices} devices: use {fix}"
                       + (" (0: the batch_size)" if field == "eval_batch_size" else ""))
+  if config.eval_crop == "dense" and not config.model.get("fully_conv", True):
+    problems.append("eval_crop='dense' runs the net over whole images of any size: set "
+                    "--config.model.fully_conv=True (its FC layers as convolutions)")
   try:
     models.check_config(config.model, explicit)
   except ValueError as e:

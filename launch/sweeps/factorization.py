@@ -2,7 +2,7 @@
 1x5 + 5x1 (Inception v3 §3), and VGG's stack of two 3x3 vs one 5x5 (Simonyan & Zisserman §2.3).
 
   python -m launch.sweep launch/sweeps/factorization.py --workdir=runs/factorization \
-      --set=dataset=../shared/data/cifar10-jpg.tar.gz --set=model.num_classes=10
+      --set=dataset=../shared/data/cifar10-jpg.tar.gz
 """
 
 from launch.sweep import product

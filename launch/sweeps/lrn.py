@@ -2,7 +2,7 @@
 1.4 %) and VGG A vs A-LRN (Simonyan & Zisserman 2015 Table 3: LRN does not help).
 
   python -m launch.sweep launch/sweeps/lrn.py --workdir=runs/lrn \
-      --set=dataset=../shared/data/cifar10-jpg.tar.gz --set=model.num_classes=10
+      --set=dataset=../shared/data/cifar10-jpg.tar.gz
 """
 
 from launch.sweep import product

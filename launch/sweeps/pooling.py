@@ -2,7 +2,7 @@
 (Krizhevsky et al. 2012 §3.4: overlapping pooling cut top-1 error by 0.4 %).
 
   python -m launch.sweep launch/sweeps/pooling.py --workdir=runs/pooling \
-      --set=dataset=../shared/data/cifar10-jpg.tar.gz --set=model.num_classes=10
+      --set=dataset=../shared/data/cifar10-jpg.tar.gz
 """
 
 from launch.sweep import product

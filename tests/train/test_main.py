@@ -41,9 +41,15 @@ def test_digits_default_reaches_97_percent_and_writes_the_workdir(digits_run):
 
 def test_eval_mode_reads_the_workdir_and_reproduces_the_final_accuracy(digits_run):
   workdir, _, _ = digits_run
+  trained = read_metrics(workdir)[-1]
   proc = run_main(f"--workdir={workdir}", "--mode=eval")
   result = json.loads(proc.stdout.strip().splitlines()[-1])
-  assert result["eval/top1"] == read_metrics(workdir)[-1]["eval/top1"]
+  assert result["eval/top1"] == trained["eval/top1"]
+  # ... and records it: appended to metrics.jsonl under the checkpoint's step, marked as an evaluation.
+  recorded = read_metrics(workdir)[-1]
+  assert recorded["mode"] == "eval" and recorded["step"] == 3000 and recorded["eval_split"] == "test"
+  assert recorded["eval/top1"] == trained["eval/top1"] and recorded["eval/top1_err"] == 1 - trained["eval/top1"]
+  assert read_metrics(workdir)[:-1][-1] == trained  # nothing of the training record is lost
 
 
 def test_sigterm_checkpoints_exits_0_and_the_resumed_run_equals_the_uninterrupted_one(digits_run, tmp_path):
@@ -63,11 +69,16 @@ def test_sigterm_checkpoints_exits_0_and_the_resumed_run_equals_the_uninterrupte
   stopped = max(int(d.name) for d in (workdir / "checkpoints").iterdir() if d.name.isdigit())
   assert 1100 <= stopped < 3000 and stopped % 1000  # a checkpoint of its own, not a periodic one
   assert "rerun the same command to resume" in err
+  # The stop logs its partly logged window (log_every=100), labelled with its step and its size.
+  last = read_metrics(workdir)[-1]
+  if stopped % 100:
+    assert last["step"] == stopped and last["partial_window"] == stopped % 100
+  assert json.loads(out.strip().splitlines()[-1])["step"] == stopped == last["step"]
   run_main(DIGITS, f"--workdir={workdir}")
   resumed = read_metrics(workdir)
   # Every logged step of the resumed run equals the uninterrupted run's, bit for bit (timing aside).
-  timing = ("img_per_s", "wait_for_data_frac")
-  strip = lambda ms: [{k: v for k, v in m.items() if k not in timing} for m in ms]
+  timing = ("img_per_s", "wait_for_data_frac", "eval/seconds")
+  strip = lambda ms: [{k: v for k, v in m.items() if k not in timing} for m in ms if m.get("mode") != "eval"]
   reference_steps = [m for m in strip(reference) if m["step"] % 100 == 0]
   resumed_steps = [m for m in strip(resumed) if m["step"] % 100 == 0]
   assert resumed_steps == reference_steps
