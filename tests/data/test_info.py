@@ -72,3 +72,17 @@ def test_the_readme_route_an_imagenet_recipe_on_the_digits_by_one_override(tmp_p
   assert saved["model"]["num_classes"] == 10 and saved["augment"] == "cifar" and saved["eval_split"] == "test"
   assert "mean" in saved["derived_from_data"] and len(saved["mean"]) == 1
   assert read_metrics(tmp_path)[-1]["eval/count"] == 360
+
+
+def test_a_tfds_data_set_describes_itself(tmp_path):
+  from tests.data import tiny_tfds
+  name = tiny_tfds.prepare(tmp_path)
+  config = _with(common.load("configs/lenet.py:digits"), dataset=name, data_dir=str(tmp_path))
+  d = info.describe(config)
+  assert (d.splits, d.num_classes, d.channels, d.image_size, d.train_examples) == (("train", "test"), 10, 1, (8, 8), 100)
+  assert d.class_names[:2] == ("digit0", "digit1") and d.fits_in_memory
+  images = np.stack([sources.tfds_source(name, "train", data_dir=str(tmp_path), in_memory=False).get(i)[0]
+                     for i in range(100)]).astype(np.float64)
+  assert d.stats() == ((round(images.mean(), 2),), (round(images.std(), 2),))
+  derived = info.adapt(config, {"dataset", "data_dir"}, d)
+  assert derived["mean"] == d.stats()[0] and config.eval_split == "test" and config.channels == 1
