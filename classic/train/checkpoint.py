@@ -50,8 +50,40 @@ def write_config(workdir: str, config) -> None:
 
 def differing_fields(old: dict, new: dict, ignore: set[str] = frozenset()) -> list[str]:
   """Dotted names of the fields in which two configs (as JSON dicts) differ in what is trained: not
-  RESUMABLE_FIELDS, nor the names in `ignore`."""
-  return sorted(d for d in _diff(old, new) if d.split(".")[0] not in RESUMABLE_FIELDS and d not in ignore)
+  RESUMABLE_FIELDS, nor the names in `ignore`, nor a field that a newer version of the code added
+  (absent from `old`) at its default value, which is what the older code did."""
+  return sorted(d for d in _diff(old, new) if d.split(".")[0] not in RESUMABLE_FIELDS and d not in ignore
+                and not (_lookup(old, d) is _ABSENT and _is_default(d, _lookup(new, d), new)))
+
+
+_ABSENT = object()
+
+
+def _lookup(tree: dict, dotted: str):
+  for part in dotted.split("."):
+    if not isinstance(tree, dict) or part not in tree:
+      return _ABSENT
+    tree = tree[part]
+  return tree
+
+
+def _is_default(dotted: str, value: Any, config: dict) -> bool:
+  """Whether `value` is the default of field `dotted` (run fields: classic.train.defaults; model
+  fields: the module's own defaults)."""
+  import dataclasses
+  from classic import models
+  from classic.train import defaults
+  if dotted.startswith("model."):
+    try:
+      default = models.config_fields(models.get_class(config["model"]["name"])).get(dotted[6:], _ABSENT)
+    except (KeyError, ValueError):
+      return False
+    default = None if default is dataclasses.MISSING else default
+  else:
+    default = _lookup(json.loads(defaults.defaults().to_json_best_effort()), dotted)
+  if isinstance(default, tuple):
+    default = json.loads(json.dumps(default))
+  return default is not _ABSENT and default == value
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:

@@ -52,3 +52,17 @@ def test_classic_main_says_it_before_looking_at_the_data(tmp_path):
   assert "optimizer.name must be one of 'sgd', 'rmsprop', 'adam', got 'adamw'" in proc.stderr
   assert "nonexistent" not in proc.stderr and "Traceback" not in proc.stderr
   assert not (tmp_path / "config.json").exists()
+
+
+def test_a_field_added_by_a_newer_version_at_its_default_is_no_change():
+  """Upgrading the code must not make every earlier workdir 'another config' (classic.main refusing
+  to resume it, a sweep calling it a conflict): a field absent from the old config.json counts only
+  when the new config gives it a value other than its default."""
+  import json
+  from classic.train import checkpoint
+  new = json.loads(common.load("configs/resnet.py:resnet20").to_json_best_effort())
+  old = json.loads(json.dumps(new))
+  del old["eval_scales"], old["model"]["preact_layout"]
+  assert checkpoint.differing_fields(old, new) == []
+  new["eval_scales"], new["model"]["preact_layout"] = [256], "keras"
+  assert checkpoint.differing_fields(old, new) == ["eval_scales", "model.preact_layout"]
