@@ -181,7 +181,7 @@ class Trainer:
     step and marked `"mode": "eval"`, to metrics.jsonl and TensorBoard."""
     t = time.time()
     out = self.evaluate_all()
-    out["eval/seconds"] = time.time() - t
+    out["eval_seconds"] = time.time() - t
     writer = MetricWriter(self.workdir, resume_step=None)
     writer.write(self.start_step, {**out, "mode": "eval", "eval_split": self.config.eval_split})
     writer.close()
@@ -234,7 +234,7 @@ class Trainer:
           if log_now and (step % c.eval_every == 0 or step == c.train_steps):
             t_eval = time.time()
             summary.update(self.evaluate_all())
-            summary["eval/seconds"] = time.time() - t_eval
+            summary["eval_seconds"] = time.time() - t_eval
           last_log_time, last_log_step = time.time(), step
           writer.write(step, summary)
           last = summary

@@ -47,7 +47,7 @@ def test_sigkill_at_any_moment_resumes_from_the_last_complete_checkpoint(tmp_pat
     proc.send_signal(signal.SIGKILL)
     proc.wait()
   run_main(*DIGITS, f"--workdir={killed}")
-  timing = ("img_per_s", "wait_for_data_frac")
+  timing = ("img_per_s", "wait_for_data_frac", "eval_seconds")
   strip = lambda ms: [{k: v for k, v in m.items() if k not in timing} for m in ms]
   assert strip(read_metrics(killed)) == strip(read_metrics(reference))
 
@@ -113,7 +113,7 @@ def test_a_truncated_checkpoint_is_set_aside_and_the_run_resumes_from_the_one_be
   proc = run_main(*DIGITS, "--config.train_steps=60", f"--workdir={damaged}")
   assert "Checkpoint step 40" in proc.stderr and "unreadable" in proc.stderr
   assert (damaged / "checkpoints" / "40.unreadable").is_dir()  # kept for inspection, not deleted
-  timing = ("img_per_s", "wait_for_data_frac")
+  timing = ("img_per_s", "wait_for_data_frac", "eval_seconds")
   strip = lambda ms: [{k: v for k, v in m.items() if k not in timing} for m in ms]
   assert strip(read_metrics(damaged)) == strip(read_metrics(reference))
 
@@ -152,7 +152,7 @@ def test_a_full_disk_is_a_sentence_and_the_complete_checkpoints_resume(tmp_path)
   run_main(*DIGITS, f"--workdir={tmp_path / 'moved'}")
   reference = tmp_path / "reference"
   run_main(*DIGITS, f"--workdir={reference}")
-  timing = ("img_per_s", "wait_for_data_frac")
+  timing = ("img_per_s", "wait_for_data_frac", "eval_seconds")
   strip = lambda ms: [{k: v for k, v in m.items() if k not in timing} for m in ms]
   assert strip(read_metrics(tmp_path / "moved")) == strip(read_metrics(reference))
 

@@ -77,7 +77,7 @@ def test_sigterm_checkpoints_exits_0_and_the_resumed_run_equals_the_uninterrupte
   run_main(DIGITS, f"--workdir={workdir}")
   resumed = read_metrics(workdir)
   # Every logged step of the resumed run equals the uninterrupted run's, bit for bit (timing aside).
-  timing = ("img_per_s", "wait_for_data_frac", "eval/seconds")
+  timing = ("img_per_s", "wait_for_data_frac", "eval_seconds")
   strip = lambda ms: [{k: v for k, v in m.items() if k not in timing} for m in ms if m.get("mode") != "eval"]
   reference_steps = [m for m in strip(reference) if m["step"] % 100 == 0]
   resumed_steps = [m for m in strip(resumed) if m["step"] % 100 == 0]

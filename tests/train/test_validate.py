@@ -10,13 +10,13 @@ from tests.conftest import run_main
 
 def test_every_problem_is_named_at_once_with_the_valid_values():
   c = common.load("configs/resnet.py:resnet20")
-  c.optimizer.name, c.augment, c.eval_crop, c.model.shortcut = "adamw", "autoaugment", "dense", "D"
+  c.optimizer.name, c.augment, c.eval_crop, c.model.shortcut = "adamw", "autoaugment", "multi", "D"
   with pytest.raises(ValueError) as e:
     validate.check(c)
   message = str(e.value)
   for expected in ("optimizer.name must be one of 'sgd', 'rmsprop', 'adam', got 'adamw'",
                    "augment must be one of 'none', 'shift', 'cifar', 'imagenet', 'inception', got 'autoaugment'",
-                   "eval_crop must be one of 'center', 'ten_crop', 'full', got 'dense'",
+                   "eval_crop must be one of 'center', 'ten_crop', 'full', 'dense', got 'multi'",
                    "model.shortcut of resnet must be one of 'A', 'B', 'C'; got 'D'"):
     assert expected in message
 
