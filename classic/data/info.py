@@ -27,7 +27,7 @@ from classic.data import normalization, sources
 
 # Fields a recipe sets for its paper's data; moved to another data set, they come from the data.
 DATA_FIELDS = ("model.num_classes", "channels", "train_split", "eval_split", "in_memory", "mean", "std",
-               "augment", "pca_lighting", "photometric")
+               "augment", "pca_lighting", "photometric", "pad")
 COLOUR_FIELDS = ("pca_lighting", "photometric")   # RGB only: off on greyscale data
 # Decoded splits up to this size are kept in memory when a recipe is moved to them.
 IN_MEMORY_BYTES = 4 << 30
@@ -37,6 +37,8 @@ KNOWN_STATS = {"imagenet2012": normalization.IMAGENET}
 # ImageNet's augmentation any more, it is a blur): beyond, it is refused or, for a moved recipe, replaced.
 MAX_UPSCALE = 2.0
 AUGMENT_FOR_SMALL_IMAGES = "cifar"   # pad-4 crop + flip at the native size; resized on device
+MAX_BORDER = 4                        # `pad`: a zero border up to this wide brings images to the input
+                                      # size (LeNet: MNIST's 28 px to 32); bigger gaps are resized
 EVAL_SPLITS = ("validation", "val", "test")
 STATS_SAMPLE = 1000                   # images measured for the channel statistics of an encoded split
 
@@ -212,6 +214,9 @@ def adapt(config, explicit: Iterable[str], info: DatasetInfo | None = None) -> d
   for field in COLOUR_FIELDS:
     if field in free and info.channels != 3:
       derive(field, 0.0)
+  if "pad" in free:
+    gap = config.image_size - min(info.image_size) if info.image_size else 0
+    derive("pad", gap // 2 if 0 < gap <= 2 * MAX_BORDER else 0)
   if derived:
     config.derived_from_data = tuple(sorted(derived))
     logging.info("Moved to %s; from the data: %s.", info.name,

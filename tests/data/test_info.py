@@ -46,6 +46,15 @@ def test_an_imagenet_recipe_moved_to_the_digits_takes_what_the_command_line_leav
   assert info.adapt(common.load("configs/resnet.py:resnet34"), {"optimizer.lr"}) == {}  # not moved: nothing
 
 
+def test_the_paper_s_border_follows_the_data():
+  """LeNet's MNIST recipe pads 28-px digits to 32 (pad=2): moved to 32-px images it pads nothing."""
+  mnist = common.load("configs/lenet.py:mnist")
+  assert mnist.pad == 2
+  assert info.adapt(mnist, {"dataset"}, info.describe(_with(mnist, dataset="digits")))["pad"] == 0
+  digits = common.load("configs/lenet.py:digits")
+  assert "pad" not in info.adapt(digits, {"dataset"})   # 32-px digits for a 32-px net: no border, as set
+
+
 def test_an_augmentation_that_would_train_on_upscaled_pixels_is_refused_with_the_fix():
   config = common.load("configs/resnet.py:resnet34")
   config.image_size = 32
