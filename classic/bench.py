@@ -30,7 +30,7 @@ from classic.data import augment
 from classic.data.pipeline import Pipeline
 from classic.data.sources import DataError
 from classic.models import stats
-from classic.train import mesh as mesh_lib, setup
+from classic.train import mesh as mesh_lib, setup, validate
 
 
 
@@ -101,7 +101,7 @@ def train_step_speed(config, steps: int, warmup: int, profile: int = 0) -> dict:
 
 
   mesh = mesh_lib.make_mesh()
-  mesh_lib.check_batch(config.batch_size)
+  validate.check(config, num_devices=jax.device_count())  # what the trainer checks, the batch split included
   parts = setup.build(config, mesh)
   model, state = parts.model, parts.init()
   shape = (config.batch_size,) + parts.input_shape[1:]

@@ -119,7 +119,7 @@ def _describe_folder(config) -> DatasetInfo:
     train = sources.image_folder(path, _train_split(config, splits), in_memory=True, cache_dir=config.cache_dir,
                                  corrupt=config.corrupt_files)
     return _in_memory(train, os.path.basename(path), splits, needs_memory=True)
-  splits = tuple(sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)) and not d.startswith(".")))
+  splits = sources.folder_splits(path)
   split = _train_split(config, splits)
   classes, paths, labels = sources.list_folder(os.path.join(path, split))
   if not len(paths):

@@ -245,10 +245,15 @@ def archive_splits(path: str) -> tuple[str, ...]:
   return tuple(sorted(splits))
 
 
+def folder_splits(path: str) -> tuple[str, ...]:
+  """The split names (visible sub-directories) of an image-folder directory, sorted."""
+  return tuple(sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)) and not d.startswith(".")))
+
+
 def _split_dir(path: str, split: str) -> str:
   split_dir = os.path.join(path, split)
   if not os.path.isdir(split_dir):
-    have = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)) and not d.startswith("."))
+    have = folder_splits(path)
     raise DataError(f"Image folder {path} has no split {split!r} (it has: {', '.join(have) or 'none'}). "
                     f"Expected layout: {path}/<split>/<class>/<image>.jpg")
   return split_dir

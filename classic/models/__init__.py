@@ -142,6 +142,11 @@ def _check_fields(model: str, unknown, known) -> None:
                      f"Its fields: {', '.join(sorted(known))}.")
 
 
+def _init_fields(cls: type[nn.Module]) -> set[str]:
+  """The constructor arguments of a model class (flax's own `parent` and `name` aside)."""
+  return {f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")}
+
+
 def check_config(model_config: Any, explicit: Iterable[str] = ()) -> None:
   """Refuses, before anything is built or loaded, a `config.model` block with an unknown model or
   field, a value outside an enumerated field's choices (the class's CHOICES), or an override
@@ -150,7 +155,7 @@ def check_config(model_config: Any, explicit: Iterable[str] = ()) -> None:
   fields = dict(model_config)
   name = fields.pop("name")
   cls = get_class(name)
-  known = {f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")}
+  known = _init_fields(cls)
   _check_fields(name, set(fields) - known, known)
   for field, choices in getattr(cls, "CHOICES", {}).items():
     if fields.get(field) not in choices:
@@ -168,6 +173,6 @@ def build(model_config: Any, **overrides: Any) -> nn.Module:
   fields = {**dict(model_config), **overrides}
   name = fields.pop("name")
   cls = get_class(name)
-  known = {f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")}
+  known = _init_fields(cls)
   _check_fields(name, set(fields) - known, known)
   return cls(**{key: _as_tuple(value) for key, value in fields.items()})

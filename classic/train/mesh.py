@@ -59,8 +59,3 @@ def global_batch(mesh: Mesh, local: dict[str, np.ndarray]) -> dict[str, jax.Arra
   n = jax.process_count()
   return {k: jax.make_array_from_process_local_data(sharding, v, (v.shape[0] * n,) + v.shape[1:])
           for k, v in local.items()}
-
-
-def check_batch(batch_size: int) -> None:
-  if batch_size % jax.device_count():
-    raise ValueError(f"batch_size {batch_size} must be a multiple of the {jax.device_count()} devices.")
