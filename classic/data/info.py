@@ -70,12 +70,22 @@ def _array_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ..
   return _round(flat.mean(0)), _round(flat.std(0))
 
 
+def _readable(source, i: int) -> np.ndarray | None:
+  try:
+    return source.get(i)[0]
+  except sources.DataError:  # named or skipped by the load, as config.corrupt_files says
+    return None
+
+
 def _sample_stats(get, n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
   """Channel statistics over up to STATS_SAMPLE images get(i) of n, a fixed sample."""
   keep = np.random.default_rng(0).permutation(n)[:STATS_SAMPLE]
   s1 = s2 = count = 0
   for i in np.sort(keep):
-    image = get(int(i)).astype(np.float64)
+    image = get(int(i))
+    if image is None:
+      continue
+    image = image.astype(np.float64)
     x = image.reshape(-1, image.shape[-1])
     s1, s2, count = s1 + x.sum(0), s2 + (x * x).sum(0), count + len(x)
   mean = s1 / count
@@ -124,9 +134,9 @@ def _describe_folder(config) -> DatasetInfo:
   classes, paths, labels = sources.list_folder(os.path.join(path, split))
   if not len(paths):
     raise sources.DataError(f"{path}/{split} has no images: expected {path}/{split}/<class>/<image>.jpg.")
-  files = sources.FolderFiles(os.path.join(path, split), paths, labels)
-  probe = [sources.decode(files[int(i)][0], files.where(int(i)))
-           for i in np.linspace(0, len(files) - 1, min(8, len(files))).astype(int)]
+  files = sources.Encoded(sources.FolderFiles(os.path.join(path, split), paths, labels), len(classes),
+                          f"{path}/{split}")
+  probe = sources.probe(files)
   shapes = {p.shape for p in probe}
   fixed = shapes.pop() if len(shapes) == 1 else None
   decoded_bytes = len(files) * int(np.prod(fixed)) if fixed else None
@@ -134,7 +144,7 @@ def _describe_folder(config) -> DatasetInfo:
       name=os.path.basename(path), splits=splits, num_classes=len(classes), class_names=tuple(classes),
       channels=probe[0].shape[-1], image_size=tuple(fixed[:2]) if fixed else None, train_examples=len(files),
       fits_in_memory=bool(decoded_bytes and decoded_bytes <= IN_MEMORY_BYTES),
-      _stats=lambda: _sample_stats(lambda i: sources.decode(files[i][0], files.where(i)), len(files)))
+      _stats=lambda: _sample_stats(lambda i: _readable(files, i), len(files)))
 
 
 def _describe_tfds(config) -> DatasetInfo:

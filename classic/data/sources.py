@@ -24,6 +24,18 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".webp")
 MAX_LISTED = 20  # unreadable files named in one error
 
 
+def is_image_name(name: str) -> bool:
+  return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def warn_ignored(where: str, names: list[str]) -> None:
+  """Files of an image folder or archive that are not images by their names: ignored, and said once."""
+  if names:
+    shown = ", ".join(names[:5]) + (f", ... ({len(names) - 5} more)" if len(names) > 5 else "")
+    logging.warning("Ignoring %d files of %s that are not images (%s): %s", len(names), where,
+                    "/".join(IMAGE_SUFFIXES), shown)
+
+
 class DataError(Exception):
   """A data set that is missing, malformed or does not fit the config: the message says what to do."""
 
@@ -67,6 +79,25 @@ class Encoded:
   def get(self, i: int) -> tuple[np.ndarray, int]:
     image, label = self.read(i)
     return decode(image, self.where(i)), label
+
+
+def probe(source, count: int = 8) -> list[np.ndarray]:
+  """Up to `count` decoded images spread over `source`, passing over unreadable ones: what a data set
+  looks like (size, channels) is learnt from readable files; the unreadable ones are named, or
+  skipped, by whatever reads them all (the in-memory load, or the pipeline under corrupt_files)."""
+  if not len(source):
+    raise DataError(f"{source.name} has no images.")
+  found, problems = [], []
+  for i in np.unique(np.linspace(0, len(source) - 1, min(4 * count, len(source))).astype(int)):
+    try:
+      found.append(source.get(int(i))[0])
+    except DataError as e:
+      problems.append(str(e))
+    if len(found) == count:
+      return found
+  if not found:
+    raise DataError(f"None of the {len(problems)} images tried in {source.name} can be read, e.g. {problems[0]}")
+  return found
 
 
 class FolderFiles:
@@ -200,7 +231,7 @@ def _split_members(path: str, split: str) -> tuple[list[str], list[tuple[str, st
   # split's members in one sequential pass.
   found: dict[str, list[str]] = {}
   contents: dict[str, bytes] = {}
-  splits = set()
+  splits, others = set(), []
   try:
     with tarfile.open(path, "r:*") as archive:
       for m in archive:
@@ -209,10 +240,14 @@ def _split_members(path: str, split: str) -> tuple[list[str], list[tuple[str, st
           continue
         splits.add(parts[-3])
         if parts[-3] == split and not parts[-1].startswith("."):
+          if not is_image_name(parts[-1]):
+            others.append(m.name)
+            continue
           found.setdefault(parts[-2], []).append(m.name)
           contents[m.name] = archive.extractfile(m).read()
   except (tarfile.TarError, OSError, EOFError) as e:
     raise DataError(f"Cannot read archive {path}: {e}") from e
+  warn_ignored(f"{path}/{split}", others)
   if not found:
     raise DataError(f"Archive {path} has no split {split!r} (it has: {', '.join(sorted(splits)) or 'none'}). "
                     "Expected members <split>/<class>/<image>.jpg.")
@@ -263,16 +298,20 @@ def list_folder(split_dir: str) -> tuple[list[str], np.ndarray, np.ndarray]:
   """(sorted class names, relative paths 'class/file' as bytes, int32 labels) of `split_dir`/<class>/*.
 
   One os.scandir per class folder and a label per class, not per file: ImageNet's 1.28 M training
-  files list in seconds. Files are sorted within each class; hidden entries are skipped.
+  files list in seconds. Files are sorted within each class; hidden entries are skipped, and so are
+  files whose names are not images' (a notes.txt: named in a warning).
   """
   with os.scandir(split_dir) as entries:
     classes = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
-  paths, labels = [], []
+  paths, labels, others = [], [], []
   for label, c in enumerate(classes):
     with os.scandir(os.path.join(split_dir, c)) as entries:
       names = sorted(e.name for e in entries if not e.name.startswith("."))
+    others += [f"{c}/{n}" for n in names if not is_image_name(n)]
+    names = [n for n in names if is_image_name(n)]
     paths.extend(f"{c}/{n}" for n in names)
     labels.append(np.full(len(names), label, np.int32))
+  warn_ignored(split_dir, others)
   return (classes, np.array(paths, dtype=np.bytes_) if paths else np.zeros(0, "S1"),
           np.concatenate(labels) if labels else np.zeros(0, np.int32))
 
@@ -301,18 +340,13 @@ def image_folder(path: str, split: str, *, in_memory: bool, cache_dir: str = "",
   images, labels, skipped = [], [], []
   index = {c: i for i, c in enumerate(classes)}
   for member, c in members:
-    if not member.lower().endswith(IMAGE_SUFFIXES):
-      problem = "not an image file (by its name)"
-    else:
-      try:
-        images.append(decode(reader(member), member))
-        labels.append(index[c])
-        continue
-      except DataError as e:
-        problem = str(e)
-    skipped.append(f"{problem}: {member}")
-    if corrupt == "skip":
-      logging.warning("Skipping %s: %s", member, problem)
+    try:
+      images.append(decode(reader(member), member))
+      labels.append(index[c])
+    except DataError as e:
+      skipped.append(str(e))
+      if corrupt == "skip":
+        logging.warning("Skipping: %s", e)
   if skipped and corrupt != "skip":  # every bad file of the split at once, not one per attempt
     listed = "\n  ".join(skipped[:MAX_LISTED])
     more = f"\n  ... and {len(skipped) - MAX_LISTED} more" if len(skipped) > MAX_LISTED else ""
@@ -346,14 +380,27 @@ _DEFAULT_HINT = ("Prepare it once on a machine with internet (needs tensorflow-c
                  "(--config.dataset=/path/to/folder_or.tar.gz) instead.")
 
 
+def unknown_dataset(name: str, tfds_names: list[str]) -> str:
+  """One sentence for a data set name that is neither 'digits', a path, nor a TFDS name."""
+  import difflib
+  base = name.split(":")[0].split("/")[0]
+  close = difflib.get_close_matches(base, ["digits", *tfds_names], n=5, cutoff=0.6)
+  hint = f" Did you mean {', '.join(close)}?" if close else ""
+  return (f"Unknown dataset {name!r}: not 'digits', an existing image folder or .tar.gz, nor a TFDS "
+          f"data set.{hint} (python -c \"import tensorflow_datasets as tfds; print(tfds.list_builders())\" "
+          "lists TFDS's.)")
+
+
 def tfds_builder(name: str, data_dir: str | None):
   """The TFDS builder of a prepared data set; an unknown or unprepared one says how to get it."""
   import tensorflow_datasets as tfds
 
   try:
     builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
-  except Exception as e:  # unknown name
-    raise DataError(f"Unknown dataset {name!r}: {e}\nUse 'digits', a TFDS name, or an image folder path.") from e
+  except tfds.core.registered.DatasetNotFoundError as e:  # its message lists every data set TFDS has
+    raise DataError(unknown_dataset(name, tfds.list_builders(with_community_datasets=False))) from None
+  except Exception as e:  # noqa: BLE001 - a known name TFDS cannot open (a bad version or config)
+    raise DataError(f"TFDS cannot open dataset {name!r}: {' '.join(str(e).split())[:500]}") from e
   if not builder.is_prepared():
     manual = os.path.join(builder.data_dir_root, "downloads", "manual")
     hint = _PREPARE_HINT.get(name.split("/")[0], _DEFAULT_HINT).format(

@@ -20,6 +20,7 @@ from absl import logging
 
 from classic.data import info as data_info
 from classic.data.pipeline import Pipeline
+from classic.data import sources
 from classic.data.sources import DataError
 from classic.models import stats
 from classic.train import checkpoint, mesh as mesh_lib, setup, state as state_lib, validate
@@ -30,6 +31,19 @@ from classic.train.writers import MetricWriter, Progress
 STOP_SYNC_EVERY = 10
 # Above this fraction of a logging window spent waiting for the next batch, the run warns (once).
 INPUT_BOUND_FRAC = 0.10
+
+
+def input_advice(config, workers: int) -> str:
+  """What can speed up this run's input, given how it is read now (only what is not done already)."""
+  measure = "Measure the input alone: python -m classic.bench --config=... (input_img_per_s)."
+  if config.in_memory:
+    return ("The data set is already in memory; its augmentation runs in this process with numpy, one "
+            "batch per step, which a step this short outpaces. A larger batch amortises it. " + measure)
+  ways = [f"give it more worker processes (--config.data_workers, now {workers})" if workers else
+          "decode in worker processes (--config.data_workers=-1: one per core)"]
+  ways.append("keep a small data set in memory (--config.in_memory=True)")
+  return f"It decodes in {f'{workers} worker processes' if workers else 'this process'}: " + \
+      ", or ".join(ways) + ". " + measure
 
 
 class NonFiniteError(Exception):
@@ -81,7 +95,7 @@ class Trainer:
     self.train_data = None if eval_only else Pipeline(config, train=True, process_index=pid,
                                                       process_count=pcount)
     sample = self.train_data or self.eval_data
-    channels = sample.source.get(0)[0].shape[-1]
+    channels = sources.probe(sample.source, count=1)[0].shape[-1]
     if self.train_data is not None:
       images = getattr(self.train_data.source, "images", None)
       data_info.check(config, self.train_data.source.name, None if images is None else images.shape[1:3], channels)
@@ -259,13 +273,8 @@ class Trainer:
     if wait_frac <= INPUT_BOUND_FRAC or self._warned_input_bound:
       return
     self._warned_input_bound = True
-    workers = self.train_data.workers
-    logging.warning(
-        "The train step waited for data %.0f%% of the time up to step %d: the input pipeline is the "
-        "bottleneck (%s). %s", 100 * wait_frac, step,
-        f"{workers} data worker processes" if workers else "decoding in this process",
-        "Give it more cores (--config.data_workers), keep small data sets in memory (--config.in_memory=True), "
-        "or measure it alone: python -m classic.bench --config=... (input_img_per_s).")
+    logging.warning("The train step waited for data %.0f%% of the time up to step %d: the input pipeline "
+                    "is the bottleneck. %s", 100 * wait_frac, step, input_advice(self.config, self.train_data.workers))
 
   def _agree_to_stop(self, stop: "StopRequest", step: int) -> bool:
     """Whether every process stops after `step`. A signal may reach one host only (a preempted VM);

@@ -127,19 +127,44 @@ def test_image_folder_and_its_tarball_read_the_same(digit_folder, tmp_path, digi
   assert folder.num_classes == len(classes)
 
 
-def test_every_corrupt_image_is_named_at_once_and_they_can_be_skipped(digit_folder):
-  bad = [digit_folder / "train" / "class0" / "999.png", digit_folder / "train" / "class1" / "998.png",
-         digit_folder / "train" / "class0" / "997.jpg"]
+@pytest.mark.parametrize("packed", [False, True], ids=["folder", "tar.gz"])
+def test_a_folder_or_archive_with_bad_files_names_them_all_and_skip_skips(digit_folder, tmp_path, packed):
+  """Non-image files are ignored; every unreadable image is named at once with the fix, and skipped
+  under corrupt_files=skip, the same in a directory and in its .tar.gz, and describing the data set
+  (what a run does first) does not stop at the first bad file."""
+  from classic.data import info
+  train = digit_folder / "train"
+  bad = [train / "class0" / "999.png", train / "class1" / "998.png", train / "class0" / "997.jpg"]
   for path in bad:
     path.write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+  good = next(train.glob("class2/*.png"))
+  truncated = train / "class2" / "996.png"
+  truncated.write_bytes(good.read_bytes()[:40])
+  (train / "class1" / "notes.txt").write_text("labels checked by hand")
+  bad.append(truncated)
+  dataset = digit_folder
+  if packed:
+    dataset = tmp_path / "digits.tar.gz"
+    with tarfile.open(dataset, "w:gz") as tar:
+      tar.add(digit_folder, arcname="digits_png")
   with pytest.raises(sources.DataError) as error:
-    sources.load(folder_config(digit_folder), "train")
+    sources.load(folder_config(dataset), "train")
   message = str(error.value)
-  assert message.startswith("3 unreadable files in") and "corrupt_files=skip" in message
-  assert all(path.name in message for path in bad)
-  skipped = sources.load(folder_config(digit_folder, corrupt_files="skip"), "train")
+  assert message.startswith("4 unreadable files in") and "corrupt_files=skip" in message
+  assert all(path.name in message for path in bad) and "notes.txt" not in message
+  skipped = sources.load(folder_config(dataset, corrupt_files="skip"), "train")
   assert len(skipped) == 40
   assert skipped.class_names == tuple(sorted(d.name for d in (digit_folder / "train").iterdir()))
+  if not packed:  # a directory is described from a few probed files: the bad ones among them are passed over
+    described = info.describe(folder_config(dataset, train_split="train", corrupt_files="skip"))
+    assert described.channels == 1 and described.image_size == (32, 32) and described.train_examples == 44
+    assert len(described.stats()[0]) == 1
+
+
+def test_a_misspelled_tfds_name_suggests_the_nearest():
+  message = sources.unknown_dataset("cifar", ["mnist", "cifar10", "cifar100", "imagenet2012"])
+  assert "Unknown dataset 'cifar'" in message and "Did you mean cifar10, cifar100?" in message
+  assert "Did you mean" not in sources.unknown_dataset("zzzz", ["mnist", "cifar10"])
 
 
 def test_missing_split_and_missing_path_say_what_exists(digit_folder, tmp_path):

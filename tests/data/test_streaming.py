@@ -5,6 +5,7 @@ from scikit-learn's photos (launch/benchmarks/imagenet_like.py)."""
 import os
 import signal
 import time
+import types
 
 import numpy as np
 import psutil
@@ -131,6 +132,7 @@ def test_a_run_waiting_for_data_warns_once(caplog):
   from classic.train.loop import Trainer
   trainer = Trainer.__new__(Trainer)   # only the warning's own state
   trainer._warned_input_bound, trainer.train_data = False, types.SimpleNamespace(workers=2)
+  trainer.config = types.SimpleNamespace(in_memory=False)
   with caplog.at_level(logging.WARNING):
     trainer._warn_if_input_bound(0.05, 100)
     assert not caplog.records
@@ -138,5 +140,13 @@ def test_a_run_waiting_for_data_warns_once(caplog):
     trainer._warn_if_input_bound(0.6, 300)
   assert len(caplog.records) == 1
   message = caplog.records[0].getMessage()
-  assert "waited for data 40% of the time up to step 200" in message and "2 data worker processes" in message
-  assert "--config.data_workers" in message
+  assert "waited for data 40% of the time up to step 200" in message and "2 worker processes" in message
+  assert "--config.data_workers, now 2" in message and "--config.in_memory=True" in message
+
+
+def test_the_input_advice_offers_only_what_the_run_does_not_do_already():
+  from classic.train.loop import input_advice
+  in_memory = input_advice(types.SimpleNamespace(in_memory=True), workers=0)
+  assert "--config.in_memory=True" not in in_memory and "already in memory" in in_memory
+  streamed = input_advice(types.SimpleNamespace(in_memory=False), workers=0)
+  assert "--config.data_workers=-1" in streamed and "this process" in streamed
