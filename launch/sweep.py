@@ -100,11 +100,44 @@ def partition(slots: int, gpus: int, cpus: list[int]) -> list[dict]:
 
 
 def start(cmd: list[str], share: dict, log) -> subprocess.Popen:
+  """A run in its own session: a Ctrl-C in the terminal reaches the launcher alone, which passes
+  exactly one stop request on to each run (a second signal would make a run give up at once)."""
   import os
   env = dict(os.environ, **share.get("env", {}))
   cpus = share.get("cpus")
-  return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+  return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                           preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+
+
+class Progress:
+  """One line per running run every `every` seconds: k of n, its step, rate and ETA, its log."""
+
+  def __init__(self, total: int, every: float):
+    self.total, self.every = total, every
+    self.started: dict[str, tuple[float, int, int]] = {}   # name -> (time, first step, index)
+    self.last_print = 0.0
+
+  def start(self, name: str, workdir: Path, index: int) -> None:
+    self.started[name] = (time.time(), last_step(workdir), index)
+
+  def lines(self, running: list[str], root: Path, steps: dict[str, int], force: bool = False) -> list[str]:
+    now = time.time()
+    if not running or not force and now - self.last_print < self.every:
+      return []
+    self.last_print = now
+    out = []
+    for name in running:
+      t0, step0, index = self.started[name]
+      step, total = last_step(root / name), steps[name]
+      rate = (step - step0) / max(now - t0, 1e-9)
+      eta = f"ETA {_duration((total - step) / rate)}" if step > step0 and rate > 0 else "ETA -"
+      out.append(f"[{index} of {self.total}] {name}: step {step} of {total}, {eta}, log {root / name / 'log.txt'}")
+    return out
+
+
+def _duration(seconds: float) -> str:
+  seconds = int(seconds)
+  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def last_step(workdir: Path) -> int:
@@ -201,6 +234,8 @@ def main(argv=None) -> int:
   parser.add_argument("--parallel", type=int, default=1, help="runs at a time, each on its own share "
                       "of the GPUs (CUDA_VISIBLE_DEVICES) or, without GPUs, of the CPU cores")
   parser.add_argument("--dry-run", action="store_true", help="list the runs and their commands")
+  parser.add_argument("--progress_every", type=float, default=60, help="seconds between progress lines "
+                      "(each running run's step, ETA and log)")
   parser.add_argument("--emit", choices=["slurm", "tpu"], help="print a SLURM array script or Cloud TPU "
                       "VM commands for the sweep instead of running it here")
   parser.add_argument("--nodes", type=int, default=1, help="--emit=slurm: hosts per run")
@@ -225,7 +260,7 @@ def main(argv=None) -> int:
   if args.emit == "tpu":
     print(emit_tpu(jobs, args.tpu, args.zone, args.repo_dir), end="")
     return 0
-  states, problems = {}, []
+  states, targets, problems = {}, {}, []
   for name, r in selected:  # every run's config, built and compared before anything starts
     try:
       config, explicit = resolve(r, list(args.set))
@@ -233,6 +268,7 @@ def main(argv=None) -> int:
       problems.append(f"{name}: {e}")
       continue
     states[name] = state(root / name, config, explicit)
+    targets[name] = config.train_steps
   if problems:
     raise SystemExit("error: the sweep cannot start:\n  " + "\n  ".join(problems))
   if args.dry_run:
@@ -249,32 +285,83 @@ def main(argv=None) -> int:
   counts = {k: sum(v[0] == k for v in states.values()) for k in ("finished", "resume", "new")}
   print(f"{len(jobs)} runs: {counts['finished']} finished, {counts['resume']} to resume, {counts['new']} new",
         flush=True)
+  import shlex
+  return run_pending(pending, root, targets, args.parallel, args.progress_every,
+                     rerun=shlex.join(["python", "-m", "launch.sweep", *(sys.argv[1:] if argv is None else argv)]))
+
+
+def run_pending(pending: list[tuple[str, list[str]]], root: Path, train_steps: dict[str, int], parallel: int,
+                progress_every: float, rerun: str) -> int:
+  """Runs the pending runs, `parallel` at a time, until all finish, one fails, or a stop request.
+
+  A stop request (SIGINT/SIGTERM to the launcher, or a run that was stopped from outside: it exits 0
+  short of its train_steps) stops the sweep: every running run is asked once to checkpoint and stop,
+  none is started, and each stopped run is named with its step. Exit 130 then; 1 if a run failed.
+  """
   import os
-  shares = partition(args.parallel, visible_gpus(), sorted(os.sched_getaffinity(0)))
-  free = list(range(args.parallel))
+  import signal
+  shares = partition(parallel, visible_gpus(), sorted(os.sched_getaffinity(0)))
+  free = list(range(parallel))
   running: list[tuple[str, subprocess.Popen, int]] = []
-  failures = []
+  failures, stopped, signalled = [], [], []
+  total = len(pending)
+  progress = Progress(total, progress_every)
+
+  def request_stop(signum, frame):
+    del frame
+    first = not signalled
+    signalled.append(signal.Signals(signum).name)
+    print(f"{signalled[-1]} received: asking {len(running)} running runs to checkpoint and stop"
+          + ("" if first else " at once (a second signal)") + ".", flush=True)
+    for _, proc, _ in running:
+      if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+
+  previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
   root.mkdir(parents=True, exist_ok=True)
-  while pending or running:
-    while pending and free:
-      name, cmd = pending.pop(0)
-      slot = free.pop(0)
-      (root / name).mkdir(parents=True, exist_ok=True)
-      log = open(root / name / "log.txt", "a")
-      running.append((name, start(cmd, shares[slot], log), slot))
-      print(f"started {name} on {shares[slot] or 'shared devices'}", flush=True)
-    for name, proc, slot in list(running):
-      if proc.poll() is not None:
+  try:
+    while pending and not signalled and not stopped or running:
+      while pending and free and not signalled and not stopped:
+        name, cmd = pending.pop(0)
+        slot = free.pop(0)
+        (root / name).mkdir(parents=True, exist_ok=True)
+        log = open(root / name / "log.txt", "a")
+        progress.start(name, root / name, total - len(pending))
+        running.append((name, start(cmd, shares[slot], log), slot))
+        print(f"started {name} [{total - len(pending)} of {total}] on {shares[slot] or 'shared devices'}; "
+              f"log {root / name / 'log.txt'}", flush=True)
+      for name, proc, slot in list(running):
+        if proc.poll() is None:
+          continue
         running.remove((name, proc, slot))
         free.append(slot)
-        print(f"{'finished' if proc.returncode == 0 else 'FAILED'} {name} (exit {proc.returncode})", flush=True)
+        step = last_step(root / name)
         if proc.returncode != 0:
           failures.append(name)
-    time.sleep(0.5)
+          print(f"FAILED {name} (exit {proc.returncode}; see {root / name / 'log.txt'})", flush=True)
+        elif step < train_steps[name]:
+          stopped.append((name, step))
+          print(f"stopped {name} at step {step} of {train_steps[name]}", flush=True)
+          if not signalled:  # stopped from outside (a preempted job): the sweep stops with it
+            for _, other, _ in running:
+              other.send_signal(signal.SIGTERM)
+        else:
+          print(f"finished {name} (step {step})", flush=True)
+      for line in progress.lines([n for n, _, _ in running], root, train_steps):
+        print(line, flush=True)
+      time.sleep(0.2)
+  finally:
+    for sig, handler in previous.items():
+      signal.signal(sig, handler)
   if failures:
     print(f"{len(failures)} runs failed (see their log.txt): {', '.join(failures)}", file=sys.stderr)
-    return 1
-  return 0
+  if stopped or signalled:
+    left = len(pending)
+    print(f"The sweep stopped: {', '.join(f'{n} at step {s} of {train_steps[n]}' for n, s in stopped) or 'no run was running'}"
+          f"{f'; {left} runs not started' if left else ''}. Every stopped run wrote a checkpoint: rerun the same "
+          f"command to resume:\n  {rerun}", file=sys.stderr, flush=True)
+    return 130
+  return 1 if failures else 0
 
 
 if __name__ == "__main__":

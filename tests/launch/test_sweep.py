@@ -156,3 +156,38 @@ def test_parallel_runs_get_disjoint_devices(tmp_path):
     start([sys.executable, "-c", "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])"],
           {"env": {"CUDA_VISIBLE_DEVICES": "4,5"}}, log).wait(timeout=60)
   assert (tmp_path / "log2.txt").read_text().strip() == "4,5"
+
+
+def test_one_ctrl_c_stops_a_two_run_sweep_and_the_stopped_run_resumes(tmp_path):
+  """SIGINT to the launcher (a Ctrl-C): the running run checkpoints, is reported as stopped at its
+  step (never as finished), the second run never starts, and the dry run shows where it resumes."""
+  import os
+  import signal
+  import time
+  sweep_file = tmp_path / "two.py"
+  sweep_file.write_text("from launch.sweep import product\n"
+                        "def get_sweep():\n"
+                        "  return product(config=['configs/lenet.py:digits'], **{'model.pool': ['max', 'avg']})\n")
+  root = tmp_path / "runs"
+  args = [str(sweep_file), f"--workdir={root}", "--set=train_steps=100000", "--set=log_every=20",
+          "--set=eval_every=100000", "--set=checkpoint_every=100000", "--progress_every=1"]
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+  proc = subprocess.Popen([sys.executable, "-m", "launch.sweep", *args], cwd=REPO, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  first = root / "digits-pool=max"
+  deadline = time.time() + 300
+  while time.time() < deadline and sweep.last_step(first) < 40:
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGINT)
+  out, err = proc.communicate(timeout=300)
+  assert proc.returncode == 130, err[-3000:]
+  stopped = sweep.last_step(first)
+  assert 40 <= stopped < 100000
+  assert "started digits-pool=max [1 of 2]" in out and f"log {first / 'log.txt'}" in out
+  assert f"] digits-pool=max: step " in out and " of 100000, ETA " in out          # progress lines
+  assert f"stopped digits-pool=max at step {stopped} of 100000" in out and "finished digits" not in out
+  assert "1 runs not started" in err and "rerun the same command to resume" in err
+  assert not (root / "digits-pool=avg").exists()
+  assert (first / "checkpoints" / str(stopped)).is_dir()
+  dry = launch(*args, "--dry-run").stdout.splitlines()
+  assert dry[0].split("\t")[1] == f"resume (at step {stopped} of 100000)" and dry[1].split("\t")[1] == "new"
