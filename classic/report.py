@@ -118,22 +118,35 @@ def write_tables(table: list[dict], out: Path) -> None:
   (out / "report.md").write_text("\n".join(lines) + "\n")
 
 
+# Below this many points a curve also draws a marker at each point: a short run's few evaluations
+# (one, at its end, for a 200-step run) are then visible, not a bare line or nothing.
+MARKERS_BELOW = 30
+
+
 def _curves(ax, runs, colours):
+  """He et al. Fig. 6: per run one colour, training error dashed, test error solid (with markers where
+  there are few points). The legend names the runs by colour, and the two line styles once each."""
+  from matplotlib.lines import Line2D
+  handles = []
   for r in runs:
     m = r["metrics"]
     colour = colours[r["name"]]
-    tr = [(x["step"], 100 * x["train/top1_err"]) for x in m if "train/top1_err" in x]
-    te = [(x["step"], 100 * (1 - x["eval/top1"])) for x in m if "eval/top1" in x]
+    tr = [(x["step"], 100 * x["train/top1_err"]) for x in m if "train/top1_err" in x and x.get("mode") != "eval"]
+    te = [(x["step"], 100 * (1 - x["eval/top1"])) for x in m if "eval/top1" in x and x.get("mode") != "eval"]
     if tr:
-      ax.plot(*zip(*tr), "--", color=colour, linewidth=1)
+      ax.plot(*zip(*tr), "--", color=colour, linewidth=1, marker="." if len(tr) < MARKERS_BELOW else None,
+              markersize=5, gid=f"train:{r['name']}")
     if te:
-      ax.plot(*zip(*te), "-", color=colour, linewidth=2, label=r["name"])
-    elif tr:
-      ax.plot([], [], "-", color=colour, label=r["name"])
+      ax.plot(*zip(*te), "-", color=colour, linewidth=2, marker="o" if len(te) < MARKERS_BELOW else None,
+              markersize=6, gid=f"test:{r['name']}")
+    if tr or te:
+      handles.append(Line2D([], [], color=colour, linewidth=2, label=r["name"]))
+  styles = [Line2D([], [], color="grey", linestyle="--", marker=".", linewidth=1, label="training error"),
+            Line2D([], [], color="grey", linestyle="-", marker="o", linewidth=2, label="test error")]
   ax.set_xlabel("iterations")
   ax.set_ylabel("error (%)")
   ax.grid(alpha=0.3)
-  ax.legend(fontsize=7)
+  ax.legend(handles=handles + styles, fontsize=7)
 
 
 def write_plots(runs: list[dict], fields: list[str], out: Path) -> list[Path]:
@@ -146,7 +159,7 @@ def write_plots(runs: list[dict], fields: list[str], out: Path) -> list[Path]:
   written = []
   fig, ax = plt.subplots(figsize=(7, 4.5))
   _curves(ax, runs, colours)
-  ax.set_title("training error (dashed), test error (solid)")
+  ax.set_title("training error (dashed), test error (solid, one point per evaluation)")
   fig.tight_layout()
   fig.savefig(out / "report.png", dpi=100)
   plt.close(fig)

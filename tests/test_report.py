@@ -50,3 +50,31 @@ def test_swept_fields_ignore_fields_newer_runs_have_and_older_lack():
           {"config": {"model": {"depth": 56}, "seed": 0, "eval_every": 1000}},
           {"config": {"model": {"depth": 56, "lesion": []}, "seed": 1, "eval_every": 500}}]
   assert swept_fields(runs) == ["model.depth", "seed"]
+
+
+def test_a_short_run_draws_its_few_points_with_markers_and_its_one_evaluation_visibly(tmp_path):
+  """A 200-step run: two logged training points and a single evaluation. Each point gets a marker, the
+  evaluation is a filled dot in the PNG itself, and the legend shows only what is drawn."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  import numpy as np
+
+  from classic import report
+  metrics = [{"step": 100, "train/top1_err": 0.8}, {"step": 200, "train/top1_err": 0.7, "eval/top1": 0.35}]
+  colour = (0.84, 0.15, 0.16)
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  report._curves(ax, [{"name": "plain20", "metrics": metrics}], {"plain20": colour})
+  lines = {line.get_gid(): line for line in ax.lines}
+  test, train = lines["test:plain20"], lines["train:plain20"]
+  assert test.get_marker() == "o" and list(test.get_xdata()) == [200]
+  np.testing.assert_allclose(test.get_ydata(), [65.0])
+  assert train.get_marker() == "." and train.get_linestyle() == "--" and list(train.get_xdata()) == [100, 200]
+  assert [t.get_text() for t in ax.get_legend().get_texts()] == ["plain20", "training error", "test error"]
+  fig.savefig(tmp_path / "plot.png", dpi=100)
+  x, y = ax.transData.transform((200, 65.0))
+  png = np.asarray(Image.open(tmp_path / "plot.png").convert("RGB")).astype(int)
+  row, col = int(round(png.shape[0] - y)), int(round(x))
+  patch = png[row - 3:row + 4, col - 3:col + 4].reshape(-1, 3)
+  assert (np.abs(patch - np.array(colour) * 255).max(1) < 40).sum() >= 25   # a dot of 7x7 px, not a hairline
+  plt.close(fig)
