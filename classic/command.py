@@ -19,10 +19,13 @@ from absl import app, flags
 
 
 class _QuietLibraries(std_logging.Filter):
-  """Lets through warnings and errors, and INFO from anything but Orbax."""
+  """Lets through warnings and errors, and INFO from anything but Orbax and JAX's backend probing
+  ("Unable to initialize backend 'tpu'" on every CPU or GPU machine)."""
 
   def filter(self, record) -> bool:
-    return record.levelno >= std_logging.WARNING or "orbax" not in record.pathname
+    if record.levelno >= std_logging.WARNING:
+      return True
+    return "orbax" not in record.pathname and not record.pathname.endswith("xla_bridge.py")
 
 
 def quiet_libraries() -> None:
@@ -139,8 +142,22 @@ def _config_error(e: BaseException, argv: list[str]) -> str:
   return " ".join(str(e).split()) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
 
 
+def repeated_config(argv: list[str]) -> str | None:
+  """The error for a command line naming --config more than once (absl would silently keep one)."""
+  given = [a.split("=", 1)[1] if "=" in a else (argv[i + 1] if i + 1 < len(argv) else "")
+           for i, a in enumerate(argv) if a == "--config" or a.startswith("--config=")]
+  if len(given) > 1:
+    return (f"--config is given {len(given)} times ({', '.join(given)}): give one config file and variant, "
+            "and change its fields with --config.FIELD=VALUE.")
+  return None
+
+
 def parse_flags(argv: list[str]) -> list[str]:
   """absl flag parsing, with config errors said in a sentence (and the nearest field) instead of a trace."""
+  repeated = repeated_config(argv)
+  if repeated:
+    print(f"error: {repeated}", file=sys.stderr)
+    sys.exit(2)
   try:
     remaining = flags.FLAGS(argv)
     if "config" in flags.FLAGS and flags.FLAGS["config"].present:

@@ -60,6 +60,24 @@ def run(argv) -> int:
   workdir = os.path.abspath(os.path.expanduser(_WORKDIR.value or default_workdir(_CONFIG.value)))
   if _WORKDIR.value is None:
     print(f"workdir: {workdir}", flush=True)
+  existed = os.path.exists(workdir)
+  try:
+    return _run(workdir)
+  except BaseException:
+    if not existed and jax.process_index() == 0:
+      _remove_unstarted(workdir)
+    raise
+
+
+def _remove_unstarted(workdir: str) -> None:
+  """A run that fails before it starts (a bad config, missing data) leaves no workdir behind: this
+  command created it (JAX's compilation cache inside), and nothing of a run is in it yet."""
+  import shutil
+  if os.path.isdir(workdir) and not os.path.exists(os.path.join(workdir, "config.json")):
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(workdir: str) -> int:
   _setup_jax(workdir)
   mesh.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                   heartbeat_timeout_s=_HEARTBEAT.value)

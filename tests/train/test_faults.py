@@ -213,3 +213,21 @@ def test_a_data_error_is_said_once(tmp_path):
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   said = [line for line in proc.stderr.splitlines() if "/nonexistent/x.tar.gz" in line]
   assert len(said) == 1 and said[0].startswith("error: "), proc.stderr[-2000:]
+
+
+def test_a_misspelled_data_set_is_one_sentence_with_the_nearest_names_and_leaves_no_workdir(tmp_path):
+  workdir = tmp_path / "never-started"
+  proc = run_main("--config=configs/lenet.py:digits", "--config.dataset=cifar", f"--workdir={workdir}", check=False)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  said = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+  assert len(said) == 1 and "Unknown dataset 'cifar'" in said[0] and "Did you mean cifar10, cifar100" in said[0]
+  assert len(proc.stderr.splitlines()) < 10, proc.stderr[-3000:]        # not TFDS's list of 400+ data sets
+  assert "Unable to initialize backend" not in proc.stderr             # JAX's probing for a TPU: not the user's
+  assert not workdir.exists()                                          # a run that never started leaves nothing
+
+
+def test_config_given_twice_is_refused():
+  proc = run_main("--config=configs/lenet.py:digits", "--config=configs/resnet.py:resnet20", check=False)
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+  assert ("error: --config is given 2 times (configs/lenet.py:digits, configs/resnet.py:resnet20): give one "
+          "config file and variant") in proc.stderr
