@@ -36,6 +36,7 @@ PAPER = {
     "resnet18": "1.8G FLOPs (mult-adds) (He 2015 Table 1)", "resnet34": "3.6G (Table 1)",
     "resnet50": "3.8G (Table 1)", "resnet101": "7.6G (Table 1)", "resnet152": "11.3G (Table 1)",
     "plain18": "1.8G (Table 1)", "plain34": "3.6G (Table 1)",
+    "resnet18_a": "= plain18: option A adds no parameter (He 2015 §4.1, Table 2)", "resnet34_a": "= plain34 (Table 2)",
     "resnet20": "0.27M params (Table 6)", "resnet32": "0.46M (Table 6)",
     "resnet44": "0.66M (Table 6)", "resnet56": "0.85M (Table 6)",
     "resnet110": "1.7M (Table 6)", "resnet1202": "19.4M (Table 6)",

@@ -1,6 +1,7 @@
 """ResNet v1, plain nets (He et al. 2015) and pre-activation ResNet v2 (He et al. 2016) configs.
 
-ImageNet (§3.4): resnet18/34/50/101/152, plain18/34; batch 256, SGD momentum 0.9, lr 0.1, 600k
+ImageNet (§3.4): resnet18/34/50/101/152 (option B, Table 3), plain18/34 and their option-A twins
+resnet18_a/34_a (Table 2, Fig. 4: the same parameter count as the plain nets); batch 256, SGD momentum 0.9, lr 0.1, 600k
 iterations, weight decay 1e-4, scale augmentation [256, 480] + 224 crop + flip + PCA colour noise,
 option-B shortcuts. Two named deviations: the paper divides the learning rate by 10 "when the error
 plateaus", here at fixed epochs 30, 60 and 90; and it reports 10-crop testing (Table 3) and
@@ -48,7 +49,7 @@ def cifar(model_variant: str):
 
 
 VARIANTS = {}
-for _name in [f"{kind}{d}" for kind, depths in (("resnet", IMAGENET_DEPTHS), ("plain", (18, 34)),
+for _name in [f"{kind}{d}" for kind, depths in (("resnet", IMAGENET_DEPTHS), ("plain", (18, 34)), ("resnet", ("18_a", "34_a")),
                                                  ("preact", (18, 34, 50, 101, 152, 200))) for d in depths]:
   VARIANTS[_name] = functools.partial(imagenet, _name)
 for _name in [f"{kind}{d}" for kind, depths in (("resnet", CIFAR_DEPTHS), ("plain", (20, 32, 44, 56, 110)),

@@ -316,6 +316,9 @@ for _d in (18, 34, 50, 101, 152):
   variant(f"resnet{_d}", "resnet", depth=_d)
 for _d in (18, 34):
   variant(f"plain{_d}", "resnet", depth=_d, residual=False)
+  # Table 2 / Fig. 4's residual twins: option A (zero-padded identity), "no extra parameter compared
+  # to the plain counterparts"; Table 3's resnet18/34 use option B.
+  variant(f"resnet{_d}_a", "resnet", depth=_d, shortcut="A")
 for _d in (18, 34, 50, 101, 152, 200):
   variant(f"preact{_d}", "resnet", depth=_d, preact=True)
 # CIFAR-10 (2015 §4.2: option-A shortcuts; 2016: pre-activation with projections), 10 classes.
