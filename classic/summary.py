@@ -2,6 +2,8 @@ r"""Per-layer output shapes, parameters and multiply-accumulates of a config's m
 
   python -m classic.summary --config=configs/vgg.py:D
   python -m classic.summary --config=configs/resnet.py:resnet50 --json   # {"params": ..., "macs": ...}
+  python -m classic.summary --all          # every model variant beside its paper's figures
+  python -m classic.summary --deviations   # every named deviation from the papers
 
 Counts are trainable parameters (BatchNorm running statistics excluded; training-only heads such as
 GoogLeNet's auxiliary classifiers included) and MACs of one eval-mode forward pass of one image at the
@@ -19,6 +21,8 @@ from classic import command
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file and variant.", lock_config=True)
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead of the table.")
+_DEVIATIONS = flags.DEFINE_bool("deviations", False, "The list of every named deviation from the papers "
+                                "(the DEVIATIONS of configs/ and classic/models/; docs/models.md has it).")
 _ALL = flags.DEFINE_bool("all", False, "A Markdown table of every model variant (classic.models), "
                          "beside the papers' figures (docs/models.md is made with it).")
 
@@ -84,10 +88,40 @@ def markdown_all() -> str:
   return "\n".join(lines)
 
 
+def deviations() -> list[tuple[str, str]]:
+  """(module file, deviation) for every DEVIATIONS entry of the config files and model families."""
+  import importlib
+  import pkgutil
+
+  import configs
+  from classic import models
+  out = []
+  for package in (configs, models):
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+      module = importlib.import_module(f"{package.__name__}.{info.name}")
+      path = module.__name__.replace(".", "/") + ".py"
+      out += [(path, text) for text in getattr(module, "DEVIATIONS", ())]
+  return out
+
+
+def markdown_deviations() -> str:
+  """The deviations list of docs/models.md, grouped by file."""
+  lines, current = [], None
+  for path, text in deviations():
+    if path != current:
+      lines.append(f"- `{path}`")
+      current = path
+    lines.append(f"  - {text}")
+  return "\n".join(lines)
+
+
 def main(argv):
   del argv
   if _ALL.value:
     print(markdown_all())
+    return
+  if _DEVIATIONS.value:
+    print(markdown_deviations())
     return
   if _CONFIG.value is None:
     raise app.UsageError("--config is required (or --all).")

@@ -21,6 +21,19 @@ import functools
 
 from configs import common
 
+# Where this differs from the paper (docs/models.md lists them all: python -m classic.summary --deviations).
+DEVIATIONS = (
+    "The paper gives no initial learning rate, batch, weight decay or length: they come from the Caffe "
+    "reference solver (bvlc_googlenet), at batch 256 with the learning rate scaled linearly (0.08); the "
+    "EMA decay (0.9999) of the Polyak average is this codebase's choice.",
+    "The photometric distortions are TF-slim's distort_color ranges: the paper (after Howard 2013) gives "
+    "the idea, not the constants.",
+    "Crops are always resized bilinearly; the paper cites Howard's tricks, among them a random choice "
+    "of the resize interpolation (bilinear, area, nearest, cubic), which is not implemented.",
+    "Evaluation is a single centre crop by default; the paper's 144-crop test is "
+    "`--config.eval_crop=multi_crop_144`.",
+)
+
 STEPS_PER_EPOCH = 5005            # 1,281,167 / 256
 CAFFE_MEAN = (123.0, 117.0, 104.0)  # bvlc_googlenet's mean_value (104, 117, 123) in BGR
 

@@ -16,6 +16,12 @@ import functools
 
 from configs import common
 
+# Where this differs from the paper (docs/models.md lists them all: python -m classic.summary --deviations).
+DEVIATIONS = (
+    "The paper found each net's hyperparameters by random search (100 runs per depth) and does not list "
+    "them; the learning rates and schedules here are this codebase's choices.",
+)
+
 
 def _mnist(model_variant: str):
   c = common.base(model_variant)

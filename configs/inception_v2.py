@@ -26,6 +26,16 @@ import functools
 
 from configs import common
 
+# Where this differs from the paper (docs/models.md lists them all: python -m classic.summary --deviations).
+DEVIATIONS = (
+    "Batch 256 with the BN-x30 learning rate (0.045) not rescaled; the paper's is for mini-batches of 32 "
+    "on replicas (§4.2). The length, 100 epochs, is this codebase's choice.",
+    "The first layer is a plain 7x7/2 convolution as Figure 5's table lists it, not the appendix's "
+    "separable convolution (depth multiplier 8): 11.3M parameters with Figure 5's widths, not 13.6M.",
+    "\"Reduce the photometric distortions\" (§4.2.1) gives no amount: half of GoogLeNet's ranges "
+    "(`photometric=0.5`).",
+)
+
 STEPS_PER_EPOCH = 5005  # 1,281,167 / 256
 
 

@@ -22,6 +22,16 @@ import functools
 
 from configs import common
 
+# Where this differs from the paper (docs/models.md lists them all: python -m classic.summary --deviations).
+DEVIATIONS = (
+    "Batch 256 for the paper's 100 epochs without rescaling the learning rate; the paper trained on 50 "
+    "replicas of batch 32 (§8). RMSProp momentum 0.9, weight decay 4e-5 and the aux weight 0.4 are "
+    "TF-slim's, not stated in the paper.",
+    "The auxiliary classifier's FC layer is not batch-normalised (§7's \"BN-auxiliary\" is), the stem is "
+    "TF-slim's (Table 1's 73x73/71x71 rows differ) and the 35x35 grid has three modules, as TF-slim, "
+    "Keras and torchvision build the net whose weights they publish.",
+)
+
 STEPS_PER_EPOCH = 5005  # 1,281,167 / 256
 
 

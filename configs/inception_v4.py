@@ -20,6 +20,14 @@ import functools
 
 from configs import common
 
+# Where this differs from the paper (docs/models.md lists them all: python -m classic.summary --deviations).
+DEVIATIONS = (
+    "Batch 256 and 100 epochs are this codebase's choice (the paper trained on 20 replicas and gives "
+    "neither); weight decay 4e-5 and RMSProp momentum 0.9 are TF-slim's.",
+    "The weight decay applies to every parameter (biases and BN included); TF-slim, whose value it is, "
+    "applies it to kernels only (`--config.optimizer.decay_params=kernels`).",
+)
+
 STEPS_PER_EPOCH = 5005  # 1,281,167 / 256
 
 

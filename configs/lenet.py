@@ -16,6 +16,16 @@ diagonal Levenberg-Marquardt method with its global learning-rate schedule.
 
 from configs import common
 
+# Where this differs from the paper (docs/models.md lists them all: python -m classic.summary --deviations).
+DEVIATIONS = (
+    "Inputs are scaled to [-1, 1]; the paper maps background to -0.1 and foreground to 1.175 (§II.A).",
+    "Only C3's sparse connections are initialised uniformly in +-2.4/F_in; the paper does so for every "
+    "layer (Appendix A), the others here take flax's defaults.",
+    "The loss is cross-entropy over minus the RBF distances, not the paper's MAP criterion (§II.C).",
+    "SGD with momentum and a cosine schedule, not the stochastic diagonal Levenberg-Marquardt method "
+    "with its global learning-rate schedule (Appendix C).",
+)
+
 
 def _lenet(dataset: str):
   c = common.base("lenet5")

@@ -9,7 +9,9 @@ fully-convolutional multi-scale testing (Table 4), while evaluation here is a si
 default (`--config.eval_crop=ten_crop` for the 10 crops). Inputs are normalised by ImageNet's per-
 channel mean and std (fb.resnet.torch's practice); the paper's Caffe models subtract the mean only.
 preact18 ... preact200 (He et al. 2016, "Identity mappings", and the authors' fb.resnet.torch): the
-same recipe with the learning rate divided by 10 at epochs 30 and 60, 90 epochs in all.
+same recipe with the learning rate divided by 10 at epochs 30 and 60, 90 epochs in all, evaluated on
+the 320x320 centre crop of images rescaled to 320 (Table 5; `--config.eval_image_size=224
+--config.eval_resize=256` for the 224 crop).
 
 CIFAR-10 (§4.2): resnet20/32/44/56/110/1202, plain20 ... plain110, preact110/164/1001; batch 128,
 lr 0.1 divided by 10 at 32k and 48k, stop at 64k, weight decay 1e-4, momentum 0.9, pad-4 crop + flip,
@@ -20,6 +22,16 @@ ResNet-110 (and 1202) start at lr 0.01 for 400 iterations, as §4.2 describes.
 import functools
 
 from configs import common
+
+# Where this differs from the paper (docs/models.md lists them all: python -m classic.summary --deviations).
+DEVIATIONS = (
+    "ImageNet: the learning rate is divided by 10 at fixed epochs 30, 60 and 90; the paper did so "
+    "\"when the error plateaus\" (§3.4).",
+    "ImageNet: evaluation is a single centre crop by default (`--config.eval_crop=ten_crop` gives Table "
+    "3's 10 crops); Table 4's fully-convolutional multi-scale test is not implemented for ResNets.",
+    "ImageNet: inputs are normalised by the per-channel mean and std (fb.resnet.torch's practice); the "
+    "paper's Caffe models subtract the mean only.",
+)
 
 IMAGENET_DEPTHS = (18, 34, 50, 101, 152)
 CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
@@ -33,6 +45,7 @@ def imagenet(model_variant: str):
   if c.model.preact:  # He et al. 2016 / fb.resnet.torch: /10 every 30 epochs, 90 epochs
     c.train_steps = 90 * STEPS_PER_EPOCH_IMAGENET
     common.steps_schedule(c, 0.1, [e * STEPS_PER_EPOCH_IMAGENET for e in (30, 60)])
+    c.eval_image_size = c.eval_resize = 320   # Table 5's 320x320 single-crop test of a 224-trained net
   return c
 
 

@@ -24,6 +24,18 @@ import functools
 
 from configs import common
 
+# Where this differs from the paper (docs/models.md lists them all: python -m classic.summary --deviations).
+DEVIATIONS = (
+    "The learning rate is divided by 10 at fixed epochs 20, 40 and 60; the paper did so when the "
+    "validation accuracy stopped improving (§3.1).",
+    "Inputs are divided by a per-channel std as well as mean-subtracted; the paper subtracts the mean "
+    "RGB only (§2.1).",
+    "A dense-evaluation view is the image's central QxQ square (so that a batch has one shape per "
+    "scale), not the whole rescaled image (§3.2).",
+    "Table 5's combination of 150 multi-crops with dense evaluation is not implemented: `ten_crop` and "
+    "`dense` are separate settings.",
+)
+
 STEPS_PER_EPOCH = 5005  # 1,281,167 / 256
 # Table 1's columns, by the model variants' names (C has no depth name of its own: vgg16_1x1).
 COLUMNS = {"A": "vgg11", "A_lrn": "vgg11_lrn", "B": "vgg13", "C": "vgg16_1x1", "D": "vgg16", "E": "vgg19"}

@@ -38,3 +38,22 @@ def test_a_bad_or_inert_model_field_is_one_sentence():
   assert bad.returncode == 1 and "model.shortcut of resnet must be one of 'A', 'B', 'C'; got 'D'" in bad.stderr
   inert = run("--config=configs/resnet.py:plain20", "--config.model.shortcut=B")
   assert inert.returncode == 1 and "has no shortcuts" in inert.stderr and "Traceback" not in inert.stderr
+
+
+def test_every_named_deviation_is_in_the_docs_list():
+  """docs/models.md lists every DEVIATIONS entry of the recipes and models, and a recipe or model whose
+  docstring speaks of a deviation names it there."""
+  import importlib
+  import pkgutil
+
+  import configs
+  from classic import models, summary
+  from tests.conftest import REPO
+  assert summary.markdown_deviations() in (REPO / "docs" / "models.md").read_text()
+  found = summary.deviations()
+  assert len(found) >= 30 and any("144-crop" in text for _, text in found)
+  for package in (configs, models):
+    for info in pkgutil.iter_modules(package.__path__):
+      module = importlib.import_module(f"{package.__name__}.{info.name}")
+      if "deviation" in (module.__doc__ or "").lower():
+        assert getattr(module, "DEVIATIONS", ()), f"{module.__name__} names deviations but has no DEVIATIONS"

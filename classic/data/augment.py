@@ -9,8 +9,9 @@ Train:
   resized to the input size, flip.
 - PCA lighting noise (Krizhevsky et al. 2012 §4.1): `lighting_alphas` draws the per-image weights on
   the host; the train step adds the colour shift on device (see `LIGHTING_EIGVAL`).
-Test: `center_crop` (shorter side to `resize`, central crop) and `ten_crop` (4 corners + centre, and
-their mirrors), as AlexNet and ResNet report; `dense_views`, one view per test scale, for VGG's dense
+Test: `center_crop` (shorter side to `resize`, central crop), `ten_crop` (4 corners + centre of the
+central square, and their mirrors), as AlexNet and ResNet report; `multi_crop_144`, GoogLeNet's 144
+crops (4 scales x 3 squares x 6 crops x 2 mirrors); `dense_views`, one view per test scale, for VGG's dense
 evaluation (the train step's eval adds the mirror images and averages the class score maps).
 
 Randomness comes in as explicit numpy Generators so the pipeline decides it per step and per example.
@@ -98,13 +99,46 @@ def center_crop(image: np.ndarray, size: int, resize: int) -> np.ndarray:
   return image[y:y + size, x:x + size]
 
 
-def ten_crop(image: np.ndarray, size: int, resize: int) -> np.ndarray:
-  """(10, size, size, C): four corners and the centre, then the same of the mirror image."""
-  image = resize_shorter(image, resize) if resize else image
+def _corners_and_centre(square: np.ndarray, size: int) -> list[np.ndarray]:
+  h, w = square.shape[:2]
+  at = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), ((h - size) // 2, (w - size) // 2)]
+  return [square[y:y + size, x:x + size] for y, x in at]
+
+
+def _central_square(image: np.ndarray) -> np.ndarray:
   h, w = image.shape[:2]
-  corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), ((h - size) // 2, (w - size) // 2)]
-  crops = [image[y:y + size, x:x + size] for y, x in corners]
+  side = min(h, w)
+  y, x = (h - side) // 2, (w - side) // 2
+  return image[y:y + side, x:x + side]
+
+
+def ten_crop(image: np.ndarray, size: int, resize: int) -> np.ndarray:
+  """(10, size, size, C): Krizhevsky et al. 2012 §4.1 (and He et al. 2015 Table 3's "10-crop"): the
+  shorter side rescaled to `resize`, the central resize x resize patch, its four corners and centre,
+  then the same of the mirror image."""
+  square = _central_square(resize_shorter(image, resize) if resize else image)
+  crops = _corners_and_centre(square, size)
   return np.stack(crops + [c[:, ::-1] for c in crops])
+
+
+GOOGLENET_144_SCALES = (256, 288, 320, 352)
+
+
+def multi_crop_144(image: np.ndarray, size: int, scales=GOOGLENET_144_SCALES) -> np.ndarray:
+  """(144, size, size, C): Szegedy et al. 2015 §7, GoogLeNet's test: the shorter side rescaled to 4
+  scales; of each, the left, centre and right squares (top, centre, bottom for portrait images); of
+  each square, the 4 corner and the centre `size` crops and the square resized to `size`; and the
+  mirror image of all 72."""
+  views = []
+  for scale in scales:
+    scaled = resize_shorter(image, scale)
+    h, w = scaled.shape[:2]
+    side = min(h, w)
+    starts = (0, (max(h, w) - side) // 2, max(h, w) - side)
+    for start in starts:
+      square = scaled[:, start:start + side] if w >= h else scaled[start:start + side]
+      views += _corners_and_centre(square, size) + [_resize(np.ascontiguousarray(square), size, size)]
+  return np.stack(views + [v[:, ::-1] for v in views])
 
 
 def dense_views(image: np.ndarray, scales) -> list[np.ndarray]:

@@ -27,7 +27,7 @@ from classic.data import normalization, sources
 
 # Fields a recipe sets for its paper's data; moved to another data set, they come from the data.
 DATA_FIELDS = ("model.num_classes", "channels", "train_split", "eval_split", "in_memory", "mean", "std",
-               "augment", "pca_lighting", "photometric", "pad")
+               "augment", "pca_lighting", "photometric", "pad", "eval_image_size")
 COLOUR_FIELDS = ("pca_lighting", "photometric")   # RGB only: off on greyscale data
 # Decoded splits up to this size are kept in memory when a recipe is moved to them.
 IN_MEMORY_BYTES = 4 << 30
@@ -224,6 +224,9 @@ def adapt(config, explicit: Iterable[str], info: DatasetInfo | None = None) -> d
   for field in COLOUR_FIELDS:
     if field in free and info.channels != 3:
       derive(field, 0.0)
+  if "eval_image_size" in free and config.eval_image_size and info.image_size \
+      and min(info.image_size) < config.image_size:   # a larger test crop of images smaller than the net's input
+    derive("eval_image_size", 0)
   if "pad" in free:
     gap = config.image_size - min(info.image_size) if info.image_size else 0
     derive("pad", gap // 2 if 0 < gap <= 2 * MAX_BORDER else 0)

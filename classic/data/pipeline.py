@@ -117,7 +117,8 @@ class Pipeline:
       pairs = self._map(self.maker.eval, [(i,) for i in idx])
       views = {dense_key(k): np.stack([p[0][k] for p in pairs]) for k in range(len(pairs[0][0]))}
       return {**views, "label": np.array([p[1] for p in pairs], np.int32), "mask": mask.astype(np.float32)}
-    if isinstance(self.source, sources.InMemory) and self.config.eval_crop != "ten_crop":
+    if (isinstance(self.source, sources.InMemory) and self.config.eval_crop in ("center", "full")
+        and self.maker.eval_size == self.config.image_size):
       images, labels = self.source.images[idx], self.source.labels[idx]
     else:
       out = stack(self._map(self.maker.eval, [(i,) for i in idx]))
@@ -180,6 +181,7 @@ class ExampleMaker:
     self.augment, self.size = config.augment, config.image_size
     self.scale_range = tuple(config.scale_range)
     self.eval_crop, self.eval_resize = config.eval_crop, config.eval_resize
+    self.eval_size = config.get("eval_image_size", 0) or config.image_size
     self.eval_scales = dense_scales(config)
     self.skip_corrupt = config.corrupt_files == "skip"
     self._perm: tuple[int, np.ndarray] | None = None
@@ -258,22 +260,26 @@ class ExampleMaker:
                              "--config.corrupt_files=skip to skip unreadable files.")
 
   def eval(self, index: int) -> tuple[np.ndarray, int]:
-    """The test-time view of example `index` (centre crop, ten crops or the full image)."""
+    """The test-time view of example `index` (centre crop, ten or 144 crops, the full image, or the
+    dense test scales) at the evaluation size."""
     data, label = self._record(index)
-    crop, size = self.eval_crop, self.size
-    if crop not in ("center", "ten_crop", "full", "dense"):
-      raise ValueError(f"Unknown eval_crop {crop!r}: use 'center', 'ten_crop', 'full' or 'dense'.")
+    crop, size = self.eval_crop, self.eval_size
+    if crop not in ("center", "ten_crop", "multi_crop_144", "full", "dense"):
+      raise ValueError(f"Unknown eval_crop {crop!r}: use 'center', 'ten_crop', 'multi_crop_144', 'full' or 'dense'.")
     try:
       if isinstance(data, bytes) and not self.pad and crop == "center":
         return examples.center_crop(data, size, self.eval_resize), label
       if isinstance(data, bytes) and not self.pad:
-        image = examples.decoded(data, self.eval_resize if crop == "ten_crop" else 0)
+        image = examples.decoded(data, {"ten_crop": self.eval_resize,
+                                        "multi_crop_144": min(augment.GOOGLENET_144_SCALES)}.get(crop, 0))
       else:
         image = self._array(data, index)
     except examples.DecodeError as e:
       raise self._corrupt(index, e) from e
     if crop == "dense":
       return augment.dense_views(image, self.eval_scales), label
+    if crop == "multi_crop_144":
+      return augment.multi_crop_144(image, size), label
     if image.shape[0] == image.shape[1] == size and crop != "ten_crop":
       return image, label
     resize = self.eval_resize if max(image.shape[:2]) > size else size

@@ -35,6 +35,13 @@ import jax.numpy as jnp
 from classic.models import register, variant
 from classic.models.layers import ACTIVATIONS, BatchNorm, Conv, activation, he_normal, max_pool
 
+# Where this differs from the paper (docs/models.md lists them all: python -m classic.summary --deviations).
+DEVIATIONS = (
+    "The CIFAR net (`form='conv'`, stages (5, 5, 5) at width 32, 2.0M parameters) is this codebase's "
+    "stand-in for the 19-layer highway net (2.3M, Table 2); the paper's exact layouts are in its "
+    "supplementary material.",
+)
+
 
 class HighwayLayer(nn.Module):
   """One highway (or, with gated=False, plain) layer, dense (kernel=None) or convolutional."""

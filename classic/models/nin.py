@@ -32,6 +32,11 @@ import jax.numpy as jnp
 from classic.models import register, variant
 from classic.models.layers import Conv, caffe_pool, he_normal, relu, symmetric
 
+# Where this differs from the paper (docs/models.md lists them all: python -m classic.summary --deviations).
+DEVIATIONS = (
+    "He-normal initialisation; the authors' Caffe models used hand-set Gaussian widths (0.01, 0.05).",
+)
+
 CIFAR10 = (
     (((192, 5, 1, 2), (160, 1, 1, 0), (96, 1, 1, 0)), ("max", 3, 2), True),
     (((192, 5, 1, 2), (192, 1, 1, 0), (192, 1, 1, 0)), ("avg", 3, 2), True),

@@ -45,6 +45,13 @@ from classic.models import register, variant
 from classic.models.layers import (BatchNorm, Conv, LocalResponseNorm, adaptive_avg_pool, caffe_pool, relu,
                                    symmetric)
 
+# Where this differs from the paper (docs/models.md lists them all: python -m classic.summary --deviations).
+DEVIATIONS = (
+    "Every configuration is initialised with Glorot's scheme, biases 0; the paper trained A from "
+    "N(0, 0.01) and initialised the deeper nets' first four convolutions and FC layers from A (§3.1; "
+    "its final version notes that Glorot's initialisation works without that pre-training).",
+)
+
 
 def _stage(*widths: int, last_kernel: int = 3) -> tuple[tuple[int, int], ...]:
   return tuple((w, last_kernel if i == len(widths) - 1 else 3) for i, w in enumerate(widths))

@@ -26,7 +26,8 @@ def defaults() -> ml_collections.ConfigDict:
   c.scale_range = (256, 480)   # 'imagenet' augmentation: shorter side sampled in this range
   c.pca_lighting = 0.0         # AlexNet's PCA colour noise, std of the eigenvalue weights (0.1)
   c.photometric = 0.0          # Inception's brightness/saturation/hue/contrast distortions, strength (1)
-  c.eval_crop = "center"       # 'center', 'ten_crop', 'full', 'dense' (VGG §3.2: fully-convolutional, flips)
+  c.eval_crop = "center"       # 'center', 'ten_crop', 'multi_crop_144' (GoogLeNet), 'full', 'dense' (VGG §3.2)
+  c.eval_image_size = 0        # side of the evaluation crop; 0 = image_size (He et al. 2016 test at 320)
   c.eval_resize = 256          # shorter side before the centre/10 crops of large images
   c.eval_scales = ()           # 'dense': the test scales Q (shorter sides); () = (eval_resize,)
   c.pad = 0                    # pad images by this many zero pixels at load (MNIST 28 -> 32: 2)
@@ -79,7 +80,7 @@ def defaults() -> ml_collections.ConfigDict:
 # The enumerated fields' valid values (classic.train.validate checks them before anything loads).
 CHOICES = {
     "augment": ("none", "shift", "cifar", "imagenet", "inception"),
-    "eval_crop": ("center", "ten_crop", "full", "dense"),
+    "eval_crop": ("center", "ten_crop", "multi_crop_144", "full", "dense"),
     "corrupt_files": ("stop", "skip"),
     "nonfinite": ("stop", "skip"),
     "optimizer.name": ("sgd", "rmsprop", "adam"),
@@ -101,6 +102,7 @@ USED_ONLY_WITH = {
     "optimizer.rms_decay": ("optimizer.name", ("rmsprop",)),
     "optimizer.eps": ("optimizer.name", ("rmsprop",)),
     "eval_resize": ("eval_crop", ("center", "ten_crop", "dense")),
+    "eval_image_size": ("eval_crop", ("center", "ten_crop", "multi_crop_144", "full")),
     "eval_scales": ("eval_crop", ("dense",)),
 }
 

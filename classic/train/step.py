@@ -13,15 +13,21 @@ from classic.data import augment, photometric
 from classic.train.state import TrainState
 
 
-def preprocess(batch: dict[str, jax.Array], config, key: str = "image", resize: bool = True) -> jax.Array:
-  """uint8 images batch[key] -> normalised float inputs at config.image_size (resized on device if
-  needed and `resize`; a dense evaluation keeps each test scale's size)."""
+def eval_size(config) -> int:
+  """The side of the evaluation crop: config.eval_image_size, else the training size."""
+  return config.get("eval_image_size", 0) or config.image_size
+
+
+def preprocess(batch: dict[str, jax.Array], config, key: str = "image", resize: bool = True,
+               size: int | None = None) -> jax.Array:
+  """uint8 images batch[key] -> normalised float inputs at `size` (default config.image_size; resized
+  on device if needed and `resize`; a dense evaluation keeps each test scale's size)."""
   x = batch[key].astype(jnp.float32)
   if "photometric" in batch:
     x = photometric.distort(x, batch["photometric"])
   if "lighting" in batch:
     x = x + augment.lighting_shift(batch["lighting"])[:, None, None, :]
-  size = config.image_size
+  size = size or config.image_size
   if resize and x.shape[-3:-1] != (size, size):
     x = jax.image.resize(x, x.shape[:-3] + (size, size, x.shape[-1]), "bilinear")
   mean = jnp.asarray(config.mean, jnp.float32)
@@ -99,7 +105,7 @@ def eval_step(model_vars, batch: dict[str, jax.Array], *, model, config) -> dict
       probs = probs + jax.nn.softmax(logits).reshape(2, x.shape[0], -1).mean(0)
     probs = probs / len(keys)
   else:
-    images = preprocess(batch, config)
+    images = preprocess(batch, config, size=eval_size(config))
     views = 1
     if images.ndim == 5:
       views = images.shape[1]

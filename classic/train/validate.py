@@ -55,9 +55,29 @@ def check(config, explicit: Iterable[str] = (), num_devices: int = 1) -> None:
   if config.eval_crop == "dense" and not config.model.get("fully_conv", True):
     problems.append("eval_crop='dense' runs the net over whole images of any size: set "
                     "--config.model.fully_conv=True (its FC layers as convolutions)")
+  if config.get("eval_image_size", 0) and config.eval_image_size != config.image_size:
+    problem = _input_size_problem(config, config.eval_image_size)
+    if problem:
+      problems.append(problem)
   try:
     models.check_config(config.model, explicit)
   except ValueError as e:
     problems.append(str(e).rstrip("."))
   if problems:
     raise ValueError("The config cannot run:\n  - " + "\n  - ".join(problems) + ".")
+
+
+def _input_size_problem(config, size: int) -> str | None:
+  """Why the model cannot evaluate size x size inputs (its classifier needs the training size), or None."""
+  import jax
+  import jax.numpy as jnp
+  module = models.build(config.model)
+  shape = (1, config.image_size, config.image_size, config.get("channels", 3))
+  try:
+    variables = jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.zeros(shape), train=False))
+    jax.eval_shape(lambda v: module.apply(v, jnp.zeros((1, size, size, shape[-1])), train=False), variables)
+  except Exception:  # noqa: BLE001 - a shape error of the model at that size
+    return (f"eval_image_size {size} does not fit {config.model.name}: its classifier takes the training size "
+            f"{config.image_size} only (fully connected layers); leave eval_image_size at 0, or set "
+            "--config.model.fully_conv=True where the model has it")
+  return None

@@ -85,12 +85,56 @@ def test_pad_crop_flip_matches_a_direct_crop():
     np.testing.assert_array_equal(out[i], crop[:, ::-1] if flips[i] else crop)
 
 
-def test_ten_crop_and_center_crop_shapes():
-  image = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+def test_ten_crop_takes_its_corners_from_the_central_square():
+  """Krizhevsky et al. 2012 §4.1: the 224 corners of the central 256x256 patch, not of the whole
+  rescaled image, and the centre; then their mirrors."""
+  image = np.random.default_rng(0).integers(0, 255, (256, 400, 3), dtype=np.uint8)
   assert augment.center_crop(image, 224, 256).shape == (224, 224, 3)
   crops = augment.ten_crop(image, 224, 256)
   assert crops.shape == (10, 224, 224, 3)
+  left = (400 - 256) // 2   # the central square starts at column 72
+  np.testing.assert_array_equal(crops[0], image[:224, left:left + 224])
+  np.testing.assert_array_equal(crops[3], image[32:, left + 32:left + 256])
+  np.testing.assert_array_equal(crops[4], image[16:240, left + 16:left + 240])
   np.testing.assert_array_equal(crops[5], crops[0][:, ::-1])
+
+
+@pytest.mark.parametrize("shape", [(300, 400, 3), (400, 300, 3)], ids=["landscape", "portrait"])
+def test_googlenets_144_crops(shape):
+  """Szegedy et al. 2015 §7: 4 scales x 3 squares x (4 corners + centre + the square resized) x 2 mirrors."""
+  image = np.random.default_rng(1).integers(0, 255, shape, dtype=np.uint8)
+  views = augment.multi_crop_144(image, 224)
+  assert views.shape == (144, 224, 224, 3)
+  np.testing.assert_array_equal(views[72:], views[:72, :, ::-1])
+  for s, scale in enumerate(augment.GOOGLENET_144_SCALES):
+    scaled = augment.resize_shorter(image, scale)
+    long = max(scaled.shape[:2])
+    for q, start in enumerate((0, (long - scale) // 2, long - scale)):
+      square = scaled[:, start:start + scale] if shape[1] > shape[0] else scaled[start:start + scale]
+      first = 18 * s + 6 * q
+      np.testing.assert_array_equal(views[first], square[:224, :224])                     # top-left corner
+      np.testing.assert_array_equal(views[first + 3], square[-224:, -224:])               # bottom-right
+      assert np.abs(views[first + 5].astype(int) - augment._resize(square, 224, 224)).max() == 0  # whole square
+
+
+def test_a_separate_evaluation_size_crops_and_feeds_the_net_at_that_size():
+  """He et al. 2016 test a 224-trained net on 320 crops: eval_image_size sets the crop, and the eval
+  step's preprocessing keeps it."""
+  import jax.numpy as jnp
+
+  from classic.train import step
+  rng = np.random.default_rng(0)
+  source = sources.InMemory(rng.integers(0, 255, (6, 64, 80, 3), dtype=np.uint8), np.arange(6, dtype=np.int32) % 2,
+                            2, "toy")
+  c = digits_config(image_size=32, eval_image_size=48, eval_resize=56, eval_batch_size=6, channels=3,
+                    mean=(0.0,), std=(1.0,))
+  c.model.num_classes = 2
+  batch = Pipeline(c, train=False, source=source).eval_batch(0)
+  assert batch["image"].shape == (6, 48, 48, 3)
+  np.testing.assert_array_equal(batch["image"][0], augment.center_crop(source.images[0], 48, 56))
+  assert step.preprocess({"image": jnp.asarray(batch["image"])}, c, size=step.eval_size(c)).shape == (6, 48, 48, 3)
+  c.eval_image_size = 0   # in-memory images as stored; the eval step resizes them to image_size on device
+  assert Pipeline(c, train=False, source=source).eval_batch(0)["image"].shape == (6, 64, 80, 3)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -101,3 +101,14 @@ def test_configs_set_every_field(variant):
 def test_unknown_variant_lists_valid_ones():
   with pytest.raises(ValueError, match="Valid variants: nin_cifar, nin_imagenet"):
     nin_configs.get_config("nin")
+
+
+def test_cifar_schedule_lowers_the_rate_twice_to_one_percent():
+  """Lin et al. 2014 §4.1: lowered by 10 when training accuracy stops improving, "repeated once such
+  that the final learning rate is one percent of the initial value"."""
+  from classic.train import optim
+  c = nin_configs.get_config("nin_cifar")
+  assert len(c.optimizer.boundaries) == 2
+  lr = optim.schedule(c)
+  assert float(lr(0)) == pytest.approx(0.01)
+  assert float(lr(c.train_steps - 1)) == pytest.approx(0.01 * 0.01)

@@ -16,9 +16,20 @@ def test_every_problem_is_named_at_once_with_the_valid_values():
   message = str(e.value)
   for expected in ("optimizer.name must be one of 'sgd', 'rmsprop', 'adam', got 'adamw'",
                    "augment must be one of 'none', 'shift', 'cifar', 'imagenet', 'inception', got 'autoaugment'",
-                   "eval_crop must be one of 'center', 'ten_crop', 'full', 'dense', got 'multi'",
+                   "eval_crop must be one of 'center', 'ten_crop', 'multi_crop_144', 'full', 'dense', got 'multi'",
                    "model.shortcut of resnet must be one of 'A', 'B', 'C'; got 'D'"):
     assert expected in message
+
+
+def test_an_evaluation_size_the_classifier_cannot_take_is_refused():
+  preact = common.load("configs/resnet.py:preact50")
+  assert preact.eval_image_size == 320 and preact.eval_resize == 320   # He et al. 2016 Table 5
+  validate.check(preact)                       # global average pooling takes any size
+  alexnet = common.load("configs/alexnet.py:alexnet")
+  alexnet.eval_image_size = 320
+  with pytest.raises(ValueError, match="eval_image_size 320 does not fit alexnet: its classifier takes the training "
+                                       "size 227 only"):
+    validate.check(alexnet)
 
 
 def test_overrides_the_rest_of_the_config_makes_inert_are_refused():
