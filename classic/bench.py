@@ -181,7 +181,10 @@ def main(argv):
   config = f.config
   if f.batch:
     config.batch_size = f.batch
+  from classic import platform
+  platform.set_up_determinism(config.get("deterministic", True), None)   # as the trainer runs it
   result = run(config, f.steps, f.warmup, f.data_batches, f.profile)
+  result["deterministic"] = config.get("deterministic", True)
   if f.json:
     print(json.dumps(result))
     return

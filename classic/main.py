@@ -23,7 +23,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from classic import command
+from classic import command, platform
 from classic.data import info as data_info
 from classic.train import checkpoint, mesh, validate
 from classic.train.loop import Trainer
@@ -78,6 +78,8 @@ def _remove_unstarted(workdir: str) -> None:
 
 
 def _run(workdir: str) -> int:
+  deterministic = (_CONFIG.value if _CONFIG.value is not None else _saved_config(workdir)).get("deterministic", True)
+  platform.set_up_determinism(deterministic, workdir)   # before JAX starts its backend
   _setup_jax(workdir)
   mesh.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                   heartbeat_timeout_s=_HEARTBEAT.value)
@@ -117,6 +119,14 @@ def _run(workdir: str) -> int:
   if jax.process_index() == 0:
     print(json.dumps({k: v for k, v in result.items() if isinstance(v, (int, float))}))
   return 0
+
+
+def _saved_config(workdir: str) -> dict:
+  try:
+    with open(os.path.join(workdir, "config.json")) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return {}   # said by checkpoint.read_config below, in a sentence
 
 
 def _disk_full(e: BaseException) -> bool:

@@ -87,6 +87,42 @@ def set_up_xla() -> str:
   return os.environ["XLA_FLAGS"]
 
 
+# Deterministic GPU execution (config.deterministic): XLA's deterministic-ops mode (no atomics in
+# reductions and scatters, only deterministic convolution algorithms, autotuning among those), and
+# the autotuner's choices kept in the run's workdir, so that a resumed process runs the kernels the
+# first one chose instead of timing them anew (two processes can pick different algorithms when two
+# are about as fast). TPUs and the CPU are deterministic without them; XLA ignores GPU flags there.
+DETERMINISTIC_XLA_FLAGS = ("--xla_gpu_deterministic_ops=true",)
+AUTOTUNE_DIR = "xla_autotune"
+
+
+def set_up_determinism(deterministic: bool, workdir: str | None) -> str:
+  """Adds the flags of a deterministic (or not) run to $XLA_FLAGS: call before JAX starts a backend
+  (XLA reads them once). With `workdir`, the autotuning results live in WORKDIR/xla_autotune. A flag
+  the user set in $XLA_FLAGS is left as it is."""
+  current = os.environ.get("XLA_FLAGS", "")
+  added = []
+  if deterministic:
+    added += [f for f in DETERMINISTIC_XLA_FLAGS if f.split("=")[0] not in current]
+    if workdir and "xla_gpu_per_fusion_autotune_cache_dir" not in current:
+      added.append(f"--xla_gpu_per_fusion_autotune_cache_dir={os.path.join(workdir, AUTOTUNE_DIR)}")
+  if added:
+    os.environ["XLA_FLAGS"] = " ".join([current, *added]).strip()
+  return os.environ.get("XLA_FLAGS", "")
+
+
+def determinism_note(deterministic: bool) -> str:
+  """What a run's log says about its determinism, on this backend."""
+  import jax
+  backend = jax.default_backend()
+  if backend == "gpu":
+    return ("GPU kernels deterministic (XLA deterministic ops, autotuning kept in the workdir): the same "
+            "command gives the same numbers, and a resumed run equals an uninterrupted one."
+            if deterministic else "GPU kernels not deterministic (--config.deterministic=False): faster, "
+            "but two runs of the same command can differ in the last bits, and so can a resumed run.")
+  return f"{backend.upper()} execution is deterministic (bit for bit on the same machine and device count)."
+
+
 # XLA:CPU with several local devices (forced host devices) deadlocks if the host runs too far ahead
 # (jax 0.10.2; "Termination timeout for all reduce ... only N-1 of them arrived"). Every launch of
 # a multi-device program runs on the PjRt client's pool of max(cores, devices) threads and first

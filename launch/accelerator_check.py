@@ -14,6 +14,11 @@ r"""Checks a GPU/TPU host end to end in one command and writes one JSON report.
    (launch/benchmarks/imagenet_like.py): images/s with one grain worker per core, against the resnet50 step's rate.
 5. `real_run`: ResNet-20 trained on the CIFAR-10 JPEGs for a few hundred steps through `Trainer`:
    the loss must fall; the evaluation counts all 10,000 test images.
+6. `determinism`: a small BatchNorm ResNet trained on the digits through `python -m classic.main`, in
+   separate processes as users run it: the same N steps twice (`runs_equal`: every logged number equal,
+   bit for bit) and stopped at N/2 then resumed by a new process (`resume_equal`). On a GPU, `cost`: the
+   step time of resnet50 (bf16) and resnet20 with `deterministic=True` over `False` (classic.bench in
+   subprocesses; a ratio above 1 is what determinism costs).
 
 A section that fails records its error and the others still run; the exit status is 1 if any failed.
 `--size=full` (the default on GPU/TPU) finishes within about 8 minutes on one GPU; `reduced` (the default
@@ -42,10 +47,10 @@ MODELS = (("resnet50_bf16", "resnet", "resnet50", True, 256),
 SIZES = {
     "full": dict(batch_scale=1, image_size={}, steps=20, warmup=3, matmul_n=8192,
                  folder_images=2200, folder_classes=20, input_batch=128, input_batches=16,
-                 real_steps=600, real_batch=128, real_log_every=100),
+                 real_steps=600, real_batch=128, real_log_every=100, determinism_steps=200),
     "reduced": dict(batch_scale=1 / 32, image_size={"resnet50": 64, "inception_v3": 139}, steps=2, warmup=1,
                     matmul_n=512, folder_images=48, folder_classes=4, input_batch=16, input_batches=2,
-                    real_steps=30, real_batch=32, real_log_every=10),
+                    real_steps=30, real_batch=32, real_log_every=10, determinism_steps=6),
 }
 
 LIBRARIES = ("jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "libtpu", "flax", "optax",
@@ -159,6 +164,71 @@ def real_run(size: dict, cifar: str) -> dict:
           "img_per_s_last_window": logged[-1]["img_per_s"]}
 
 
+# The determinism run: a BatchNorm ResNet (convolutions and batch reductions, where GPU kernels can be
+# non-deterministic) on the bundled digits, with a constant learning rate so that a run stopped by a
+# smaller train_steps and resumed to N follows the same schedule as the uninterrupted one.
+DETERMINISM_RUN = ("--config=configs/resnet.py:resnet20", "--config.dataset=digits", "--config.model.depth=8",
+                   "--config.augment=shift", "--config.batch_size=64", "--config.eval_batch_size=360",
+                   "--config.optimizer.schedule=constant", "--config.optimizer.lr=0.05")
+# (report key, config, half precision, batch per device) of the step timed with determinism on and off.
+DETERMINISM_COST = (("resnet50_bf16", "configs/resnet.py:resnet50", True, 256),
+                    ("resnet20", "configs/resnet.py:resnet20", False, 128))
+
+
+def _child_env() -> dict:
+  """Subprocesses share the accelerator with this process: they allocate as they go."""
+  return {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+
+
+def _logged_numbers(workdir: str) -> dict[int, dict]:
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    logged = [json.loads(line) for line in f if line.strip()]
+  return {m["step"]: {k: v for k, v in m.items() if k.startswith(("train/", "eval/"))} for m in logged}
+
+
+def determinism(size: dict, platform_name: str, tmp: str) -> dict:
+  import subprocess
+  n = size["determinism_steps"]
+  half = n // 2
+  common = [*DETERMINISM_RUN, f"--config.log_every={half}", f"--config.eval_every={n}",
+            f"--config.checkpoint_every={half}"]
+
+  def train(name: str, steps: int) -> str:
+    workdir = os.path.join(tmp, name)
+    proc = subprocess.run([sys.executable, "-m", "classic.main", *common, f"--config.train_steps={steps}",
+                           f"--workdir={workdir}"], capture_output=True, text=True, env=_child_env(), timeout=900)
+    if proc.returncode:
+      raise RuntimeError(f"classic.main exited {proc.returncode}: {proc.stderr[-1500:]}")
+    return workdir
+
+  first, second = _logged_numbers(train("first", n)), _logged_numbers(train("second", n))
+  train("resumed", half)
+  resumed = _logged_numbers(train("resumed", n))
+  # The resumed run evaluated at its stop (step N/2) too: compare what both logged.
+  resume_equal = all({k: v for k, v in resumed[s].items() if k in m} == m for s, m in first.items())
+  out = {"run": " ".join(DETERMINISM_RUN[:3]), "steps": n, "runs_equal": first == second,
+         "resume_equal": resume_equal and resumed.keys() == first.keys(),
+         "final": first[n], "second_final": second[n], "resumed_final": resumed[n]}
+  if platform_name != "gpu":
+    out["cost"] = None
+    out["cost_note"] = f"{platform_name.upper()} execution is deterministic without flags: nothing to measure"
+    return out
+  out["cost"] = {}
+  for key, spec, half_precision, per_device in DETERMINISM_COST:
+    rates = {}
+    for on in (True, False):
+      proc = subprocess.run([sys.executable, "-m", "classic.bench", f"--config={spec}", "--json",
+                             f"--config.half_precision={half_precision}", f"--config.deterministic={on}",
+                             f"--batch={per_device}", "--steps=20", "--data_batches=0"],
+                            capture_output=True, text=True, env=_child_env(), timeout=900)
+      if proc.returncode:
+        raise RuntimeError(f"classic.bench exited {proc.returncode}: {proc.stderr[-1500:]}")
+      rates[on] = json.loads(proc.stdout.strip().splitlines()[-1])["img_per_s"]
+    out["cost"][key] = {"img_per_s_deterministic": rates[True], "img_per_s_not": rates[False],
+                        "ratio": rates[False] / rates[True]}
+  return out
+
+
 def _error(e: BaseException) -> dict:
   return {"error": f"{type(e).__name__}: {e}".splitlines()[0][:500], "traceback": traceback.format_exc()[-2000:]}
 
@@ -192,13 +262,19 @@ def run(size_name: str, cifar: str, folder: str, models: list[str] = tuple(m[0] 
     report["real_run"] = real_run(size, cifar)
   except Exception as e:  # noqa: BLE001
     report["real_run"] = _error(e)
-  report["failed"] = sorted(k for k, v in _sections(report) if "error" in v)
+  with tempfile.TemporaryDirectory() as tmp:
+    try:
+      report["determinism"] = determinism(size, devices["platform"], tmp)
+    except Exception as e:  # noqa: BLE001
+      report["determinism"] = _error(e)
+  report["failed"] = sorted(k for k, v in _sections(report)
+                            if "error" in v or False in (v.get("runs_equal"), v.get("resume_equal")))
   report["wall_s"] = time.perf_counter() - start
   return report
 
 
 def _sections(report: dict):
-  for key in ("matmul_peak", "input_pipeline", "real_run"):
+  for key in ("matmul_peak", "input_pipeline", "real_run", "determinism"):
     yield key, report.get(key, {})
   for key, value in report.get("train_step", {}).items():
     yield f"train_step.{key}", value
@@ -222,6 +298,12 @@ def summary(report: dict) -> str:
   lines.append("real run           " + (f"error: {rr['error']}" if "error" in rr else
                                        f"{rr['variant']} {rr['steps']} steps: loss {rr['train_loss'][0]:.3f} -> "
                                        f"{rr['train_loss'][-1]:.3f}, test top-1 {rr['eval_top1']:.4f} on {rr['eval_count']} images"))
+  dt = report["determinism"]
+  lines.append("determinism        " + (f"error: {dt['error']}" if "error" in dt else
+                                       f"runs equal {dt['runs_equal']}, resume equal {dt['resume_equal']} "
+                                       f"({dt['steps']} steps); cost " + (
+                                           ", ".join(f"{k} {v['ratio']:.2f}x" for k, v in dt["cost"].items())
+                                           if dt["cost"] else dt["cost_note"])))
   lines.append(f"{'failed: ' + ', '.join(report['failed']) if report['failed'] else 'all sections ran'}; "
                f"{report['wall_s']:.0f} s")
   return "\n".join(lines)
@@ -250,6 +332,9 @@ def main(argv):
     sys.exit(2)
   from classic import platform
   platform.set_up_xla()
+  # The determinism section's subprocesses share the accelerator: this process takes half its memory
+  # (JAX's default is 75 %), unless the user chose otherwise.
+  os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.5")
   report = run(f.size, f.cifar, f.folder, f.models)
   with open(f.out, "w") as out:
     json.dump(report, out, indent=1)

@@ -69,6 +69,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.aux_weight = 0.3                      # weight of auxiliary classifiers' losses, where a model has them
   c.ema_decay = 0.0                       # Polyak averaging of the weights; 0 = off
   c.half_precision = False                # bf16 compute, fp32 parameters and optimizer state
+  c.deterministic = True                  # GPU: XLA's deterministic ops, autotuning kept in the workdir
   c.nonfinite = "stop"                    # non-finite loss/gradient: 'stop' or 'skip' the update
   c.init_from = ""                        # a workdir whose checkpoint initialises the weights
   c.model = ml_collections.ConfigDict()

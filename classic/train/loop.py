@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from classic.data import info as data_info
+from classic import platform
+from classic.data import info as data_info, sources
 from classic.data.pipeline import Pipeline
-from classic.data import sources
 from classic.data.sources import DataError
 from classic.models import stats
 from classic.train import checkpoint, mesh as mesh_lib, setup, state as state_lib, validate
@@ -126,6 +126,7 @@ class Trainer:
     self.params, self.macs = counts["params"], counts["macs"]
     logging.info("%s: %s parameters, %s multiply-adds per image at %s.", config.variant or config.model.name,
                  f"{self.params:,}", f"{self.macs:,}", self.input_shape[1:])
+    logging.info("%s", platform.determinism_note(config.get("deterministic", True)))
     self._inflight = parts.train_step.max_inflight
     self._train_step, self._eval_step = parts.train_step, parts.eval_step
 

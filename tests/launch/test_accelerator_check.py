@@ -36,6 +36,10 @@ def test_reduced_check_writes_every_section(tmp_path):
   run = r["real_run"]
   assert run["eval_count"] == 10000 and run["steps"] == 30 and run["loss_fell"]
   assert run["train_loss"][-1] < run["train_loss"][0] - 0.3                # seen: 3.48 -> 2.32
+  det = r["determinism"]
+  assert det["runs_equal"] and det["resume_equal"] and det["steps"] == 6
+  assert det["final"]["eval/count"] == 360 and det["cost"] is None and "deterministic" in det["cost_note"]
+  assert "runs equal True, resume equal True" in proc.stdout
   assert "resnet20" in proc.stdout and "all sections ran" in proc.stdout
 
 

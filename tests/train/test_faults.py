@@ -231,3 +231,16 @@ def test_config_given_twice_is_refused():
   assert proc.returncode == 2 and "Traceback" not in proc.stderr
   assert ("error: --config is given 2 times (configs/lenet.py:digits, configs/resnet.py:resnet20): give one "
           "config file and variant") in proc.stderr
+
+
+def test_determinism_flags_go_into_xla_flags_before_the_backend_starts(monkeypatch, tmp_path):
+  from classic import platform
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+  flags = platform.set_up_determinism(True, str(tmp_path))
+  assert flags.split() == ["--xla_force_host_platform_device_count=2", "--xla_gpu_deterministic_ops=true",
+                           f"--xla_gpu_per_fusion_autotune_cache_dir={tmp_path / 'xla_autotune'}"]
+  assert platform.set_up_determinism(True, str(tmp_path)) == flags           # added once
+  monkeypatch.setenv("XLA_FLAGS", "--xla_gpu_deterministic_ops=false")      # the user's own choice stands
+  assert platform.set_up_determinism(True, None) == "--xla_gpu_deterministic_ops=false"
+  monkeypatch.setenv("XLA_FLAGS", "")
+  assert platform.set_up_determinism(False, str(tmp_path)) == ""

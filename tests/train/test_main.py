@@ -2,14 +2,14 @@
 
 import json
 import os
-import signal
 import subprocess
 import time
 
 import numpy as np
 import pytest
 
-from tests.conftest import CIFAR_ARCHIVE, REPO, free_port, main_command, read_metrics, requires_cifar, run_main
+from tests.conftest import (CIFAR_ARCHIVE, REPO, free_port, main_command, read_metrics, requires_cifar,
+                            run_interrupted, run_main)
 
 DIGITS = "--config=configs/lenet.py:digits"
 
@@ -32,7 +32,9 @@ def test_digits_default_reaches_97_percent_and_writes_the_workdir(digits_run):
   assert final["eval/top1"] >= 0.97
   assert final["eval/count"] == 360            # the whole held-out split, each image once
   assert {"train/loss", "train/top1_err", "img_per_s", "eval/top5"} <= set(final)
-  assert json.loads((workdir / "config.json").read_text())["model"]["name"] == "lenet"
+  saved = json.loads((workdir / "config.json").read_text())
+  assert saved["model"]["name"] == "lenet" and saved["deterministic"] is True
+  assert "CPU execution is deterministic" in proc.stderr          # what the run says of its numbers
   assert (workdir / "checkpoints" / "3000").is_dir()
   assert any((workdir / "tensorboard").iterdir())
   assert json.loads(proc.stdout.strip().splitlines()[-1])["eval/top1"] == final["eval/top1"]
@@ -55,25 +57,14 @@ def test_eval_mode_reads_the_workdir_and_reproduces_the_final_accuracy(digits_ru
 def test_sigterm_checkpoints_exits_0_and_the_resumed_run_equals_the_uninterrupted_one(digits_run, tmp_path):
   reference = read_metrics(digits_run[0])
   workdir = tmp_path / "interrupted"
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-  proc = subprocess.Popen(main_command(DIGITS, f"--workdir={workdir}"), cwd=REPO, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  deadline = time.time() + 300
-  while time.time() < deadline:
-    if (workdir / "metrics.jsonl").exists() and any(m["step"] >= 1100 for m in read_metrics(workdir)):
-      break
-    time.sleep(0.2)
-  proc.send_signal(signal.SIGTERM)
-  out, err = proc.communicate(timeout=120)
-  assert proc.returncode == 0, err[-3000:]
-  stopped = max(int(d.name) for d in (workdir / "checkpoints").iterdir() if d.name.isdigit())
+  stopped = run_interrupted([DIGITS], workdir, after_step=1100,
+                            env={"XLA_FLAGS": "--xla_force_host_platform_device_count=1"})
   assert 1100 <= stopped < 3000 and stopped % 1000  # a checkpoint of its own, not a periodic one
-  assert "rerun the same command to resume" in err
   # The stop logs its partly logged window (log_every=100), labelled with its step and its size.
   last = read_metrics(workdir)[-1]
   if stopped % 100:
     assert last["step"] == stopped and last["partial_window"] == stopped % 100
-  assert json.loads(out.strip().splitlines()[-1])["step"] == stopped == last["step"]
+  assert stopped == last["step"]
   run_main(DIGITS, f"--workdir={workdir}")
   resumed = read_metrics(workdir)
   # Every logged step of the resumed run equals the uninterrupted run's, bit for bit (timing aside).
