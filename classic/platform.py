@@ -75,6 +75,15 @@ def use_cpu_kernels(on: bool):
     _override.pop()
 
 
+def scan_steps() -> bool:
+  """Whether config.steps_per_call runs its K steps as one XLA loop (lax.scan: one dispatch for K steps,
+  what a GPU or TPU gains from). With the CPU kernels on it does not: XLA:CPU compiles the step inside
+  a loop to other kernels, slower and with another float summation order (the losses of step 2 already
+  differ in the last bits), so there the K steps are K dispatches of the one-step program, and the
+  numbers equal K=1's bit for bit."""
+  return not cpu_kernels()
+
+
 def set_up_xla() -> str:
   """Adds CPU_XLA_FLAGS to $XLA_FLAGS where the CPU kernels are on (before JAX starts a backend):
   by default on CPU-only installs; never over the user's own setting of the flag."""

@@ -18,7 +18,8 @@ from absl import logging
 
 # Fields that may change when a run is resumed: they do not change what is being trained.
 RESUMABLE_FIELDS = {"train_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
-                    "data_dir", "cache_dir", "eval_batch_size", "nonfinite", "init_from", "deterministic"}
+                    "data_dir", "cache_dir", "eval_batch_size", "nonfinite", "init_from", "deterministic",
+                    "steps_per_call"}
 
 
 class ConfigMismatch(Exception):

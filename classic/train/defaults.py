@@ -46,6 +46,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.eval_every = 500
   c.checkpoint_every = 500
   c.keep_checkpoints = 3
+  c.steps_per_call = 1         # train steps per jitted call (lax.scan over K batches): fewer dispatches
   # Optimisation.
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "sgd"     # 'sgd', 'rmsprop', 'adam'

@@ -128,6 +128,7 @@ class Trainer:
                  f"{self.params:,}", f"{self.macs:,}", self.input_shape[1:])
     logging.info("%s", platform.determinism_note(config.get("deterministic", True)))
     self._inflight = parts.train_step.max_inflight
+    self._per_call, self._train_steps = parts.steps_per_call, parts.train_steps
     self._train_step, self._eval_step = parts.train_step, parts.eval_step
 
   def _init_from(self, source_workdir: str) -> None:
@@ -209,11 +210,15 @@ class Trainer:
     stop = StopRequest()
     stop.install()
     step = self.start_step
-    pending: list[tuple[int, dict[str, jax.Array]]] = []   # device arrays, not fetched yet
+    pending: list[tuple[int, dict[str, jax.Array], int]] = []   # (first step, metrics of n steps, n): not fetched
     window = self._window                                  # fetched per-step metrics since the last log
     progress = Progress(c.train_steps, step)
     last_log_time, last_log_step = time.time(), step
     last: dict[str, Any] = {}
+    k = self._per_call
+    if step % k:
+      raise ValueError(f"The checkpoint in {self.workdir} is at step {step}, which is not a multiple of "
+                       f"steps_per_call={k}: resume with --config.steps_per_call=1 (or a divisor of {step}).")
     batches = self.train_data.train_iter(step)
     data_time = 0.0
     try:
@@ -221,11 +226,17 @@ class Trainer:
         logging.info("Nothing to do: the run is at step %d of %d.", step, c.train_steps)
       while step < c.train_steps:
         t = time.time()
-        _, local = next(batches)
+        group = [next(batches)[1] for _ in range(k)]
         data_time += time.time() - t
-        self.state, metrics = self._train_step(self.state, mesh_lib.global_batch(self.mesh, local))
-        pending.append((step, metrics))
-        step += 1
+        if self._train_steps is None:  # one dispatch per step (K = 1, or K on the CPU: platform.scan_steps)
+          for i, local in enumerate(group):
+            self.state, metrics = self._train_step(self.state, mesh_lib.global_batch(self.mesh, local))
+            pending.append((step + i, metrics, 1))
+        else:  # K batches staged on the device at once, K steps in one call
+          stacked = {key: np.stack([b[key] for b in group]) for key in group[0]}
+          self.state, metrics = self._train_steps(self.state, mesh_lib.global_batches(self.mesh, stacked))
+          pending.append((step, metrics, k))
+        step += k
         stopping = self._agree_to_stop(stop, step)
         log_now = step % c.log_every == 0 or step == c.train_steps
         ckpt_now = step % c.checkpoint_every == 0 or step == c.train_steps or stopping
@@ -283,7 +294,7 @@ class Trainer:
     every host, so all of them checkpoint the same step and exit together."""
     if jax.process_count() == 1:
       return stop.event.is_set()
-    if step % STOP_SYNC_EVERY:
+    if (step // self._per_call) % max(1, STOP_SYNC_EVERY // self._per_call):
       return False
     from jax.experimental import multihost_utils
     flags = multihost_utils.process_allgather(np.int32(stop.event.is_set()))
@@ -294,8 +305,10 @@ class Trainer:
 
   def _fetch(self, pending) -> list[dict[str, float]]:
     """Fetches the pending steps' metrics (one host sync) and checks that they are finite."""
-    fetched = jax.device_get([m for _, m in pending])
-    for (s, _), m in zip(pending, fetched):
+    fetched = jax.device_get([m for _, m, _ in pending])
+    steps = [(s + i, {key: v[i] for key, v in m.items()} if n > 1 else m)
+             for (s, _, n), m in zip(pending, fetched) for i in range(n)]
+    for s, m in steps:
       if not m["train/finite"]:
         if self.config.nonfinite == "stop":
           raise NonFiniteError(
@@ -305,7 +318,7 @@ class Trainer:
                  if self.checkpointer.latest_step() is not None else "no checkpoint had been written. ")
               + "Lower the learning rate, or set --config.nonfinite=skip to skip such updates.")
         logging.warning("Skipped the update of step %d: non-finite loss or gradient.", s + 1)
-    return [{k: float(v) for k, v in m.items()} for m in fetched]
+    return [{key: float(v) for key, v in m.items()} for _, m in steps]
 
   def _summarise(self, window: list[dict[str, float]]) -> dict[str, float]:
     out = {k: float(np.mean([m[k] for m in window])) for k in window[0] if k != "train/finite"}

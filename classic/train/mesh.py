@@ -53,6 +53,15 @@ def data_sharded(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P("data"))
 
 
+def global_batches(mesh: Mesh, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+  """K batches of this process's rows, stacked (K, rows, ...) -> global arrays (K, global batch, ...)
+  sharded along `data` on their second axis (config.steps_per_call)."""
+  sharding = NamedSharding(mesh, P(None, "data"))
+  n = jax.process_count()
+  return {k: jax.make_array_from_process_local_data(sharding, v, (v.shape[0], v.shape[1] * n) + v.shape[2:])
+          for k, v in local.items()}
+
+
 def global_batch(mesh: Mesh, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
   """This process's rows -> global arrays sharded along `data`."""
   sharding = data_sharded(mesh)

@@ -32,17 +32,24 @@ class Parts:
   train_step: Any                            # step_fn behind the CPU in-flight bound (classic.platform)
   eval_step: Any                             # jax.jit(eval_step): (variables, batch) -> sums
   colour_inputs: dict[str, int] = dataclasses.field(default_factory=dict)  # per-image colour params
+  steps_per_call: int = 1                    # config.steps_per_call, K
+  steps_fn: Any = None                       # K > 1 off the CPU: jax.jit(train_steps) over K stacked batches
+  train_steps: Any = None                    # steps_fn behind the in-flight bound
 
   def abstract_state(self) -> state_lib.TrainState:
     """The state's shapes and dtypes, without computing it (for lowering and checkpoint restore)."""
     return jax.eval_shape(self.init)
 
-  def abstract_batch(self, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+  def abstract_batch(self, batch_size: int, steps: int = 1) -> dict[str, jax.ShapeDtypeStruct]:
     """A training batch's shapes: uint8 images at the config's input size, int32 labels, and the
-    per-image colour parameters the config draws (PCA lighting, photometric distortions)."""
-    shape = (batch_size,) + self.input_shape[1:]
-    return {"image": jax.ShapeDtypeStruct(shape, jnp.uint8), "label": jax.ShapeDtypeStruct(shape[:1], jnp.int32),
-            **{k: jax.ShapeDtypeStruct((batch_size, n), jnp.float32) for k, n in self.colour_inputs.items()}}
+    per-image colour parameters the config draws (PCA lighting, photometric distortions); with
+    `steps` > 1, that many batches stacked on a leading axis (what steps_fn takes)."""
+    lead = (steps,) if steps > 1 else ()
+    shape = lead + (batch_size,) + self.input_shape[1:]
+    return {"image": jax.ShapeDtypeStruct(shape, jnp.uint8),
+            "label": jax.ShapeDtypeStruct(shape[:len(lead) + 1], jnp.int32),
+            **{k: jax.ShapeDtypeStruct(shape[:len(lead) + 1] + (n,), jnp.float32)
+               for k, n in self.colour_inputs.items()}}
 
 
 def eval_step(model, config, mesh: Mesh):
@@ -58,8 +65,16 @@ def build(config, mesh: Mesh, channels: int | None = None) -> Parts:
   model = models.build(config.model, dtype=jnp.bfloat16 if config.half_precision else None)
   tx, lr_fn = optim.create(config)
   init = jax.jit(functools.partial(state_lib.create, model, tx, config, input_shape), out_shardings=repl)
-  step_fn = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, lr_fn=lr_fn, config=config),
-                    out_shardings=(repl, repl), donate_argnums=0)
+  step_args = dict(model=model, tx=tx, lr_fn=lr_fn, config=config)
+  step_fn = jax.jit(functools.partial(step_lib.train_step, **step_args), out_shardings=(repl, repl), donate_argnums=0)
+  k = config.get("steps_per_call", 1)
+  steps_fn = None
+  if k > 1 and platform.scan_steps():
+    steps_fn = jax.jit(functools.partial(step_lib.train_steps, **step_args), out_shardings=(repl, repl),
+                       donate_argnums=0)
+  bound = platform.max_inflight()
   return Parts(model=model, tx=tx, lr_fn=lr_fn, input_shape=input_shape, init=init, step_fn=step_fn,
-               train_step=platform.BoundedInflight(step_fn, platform.max_inflight()),
-               eval_step=eval_step(model, config, mesh), colour_inputs=augment.colour_widths(config))
+               train_step=platform.BoundedInflight(step_fn, bound),
+               eval_step=eval_step(model, config, mesh), colour_inputs=augment.colour_widths(config),
+               steps_per_call=k, steps_fn=steps_fn,
+               train_steps=steps_fn and platform.BoundedInflight(steps_fn, bound))

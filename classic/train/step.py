@@ -88,6 +88,13 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, tx, lr_
   return new, metrics
 
 
+def train_steps(state: TrainState, batches: dict[str, jax.Array], **step_args):
+  """config.steps_per_call updates in one call: `batches` stacks K batches on a leading axis, and the
+  per-step metrics come back stacked the same way. The body is `train_step` itself (lax.scan), so the
+  numbers are those of K separate calls."""
+  return jax.lax.scan(lambda s, batch: train_step(s, batch, **step_args), state, batches)
+
+
 def eval_step(model_vars, batch: dict[str, jax.Array], *, model, config) -> dict[str, jax.Array]:
   """Sums over the batch of correct top-1/top-5, loss and count; padding (mask 0) counts nothing.
 

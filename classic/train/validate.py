@@ -45,6 +45,15 @@ def check(config, explicit: Iterable[str] = (), num_devices: int = 1) -> None:
       problems.append(f"{field} must be positive, got {config[field]}")
   if config.train_steps < 0:
     problems.append(f"train_steps must be >= 0, got {config.train_steps}")
+  k = config.get("steps_per_call", 1)
+  if k < 1:
+    problems.append(f"steps_per_call must be >= 1, got {k}")
+  else:
+    uneven = [f"{f} {config[f]}" for f in ("train_steps", "log_every", "eval_every", "checkpoint_every")
+              if config[f] % k]
+    if uneven:
+      problems.append(f"with steps_per_call={k} the run logs, evaluates, checkpoints and stops only between calls "
+                      f"of {k} steps, so {', '.join(uneven)} must be multiples of {k}")
   for field in ("batch_size", "eval_batch_size"):
     size = config[field]
     if size < 0 or size and size % num_devices:

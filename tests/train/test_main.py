@@ -188,3 +188,24 @@ def test_streamed_folder_same_steps_on_4_devices_and_bitwise_resume(tmp_path):
     for k in a:
       np.testing.assert_allclose(a[k], b[k], rtol=(STEP1_RTOL if step == 1 else LATER_RTOL).get(k, 1e-4),
                                  err_msg=f"step {step} {k}")
+
+
+def test_several_steps_per_call_log_exactly_the_metrics_of_one(tmp_path):
+  """config.steps_per_call=8: 8 updates per jitted call (lax.scan over 8 staged batches). The logged
+  numbers are the single-step run's, bit for bit, and so is a resumed run's; an interval that is not a
+  multiple of 8 is refused in a sentence."""
+  args = [DIGITS, "--config.train_steps=40", "--config.log_every=8", "--config.eval_every=40",
+          "--config.checkpoint_every=16", "--config.optimizer.schedule=constant"]  # a stop by train_steps keeps it
+  timing = ("img_per_s", "wait_for_data_frac", "eval_seconds")
+  numbers = lambda w: [{k: v for k, v in m.items() if k not in timing} for m in read_metrics(w)]
+  run_main(*args, f"--workdir={tmp_path / 'one'}")
+  run_main(*args, "--config.steps_per_call=8", f"--workdir={tmp_path / 'eight'}")
+  assert numbers(tmp_path / "eight") == numbers(tmp_path / "one") and len(numbers(tmp_path / "one")) == 5
+  run_main(*args, "--config.steps_per_call=8", "--config.train_steps=16", f"--workdir={tmp_path / 'resumed'}")
+  run_main(*args, "--config.steps_per_call=8", f"--workdir={tmp_path / 'resumed'}")
+  resumed = numbers(tmp_path / "resumed")
+  assert [m for m in resumed if m["step"] != 16] == [m for m in numbers(tmp_path / "one") if m["step"] != 16]
+  refused = run_main(*args, "--config.steps_per_call=16", f"--workdir={tmp_path / 'bad'}", check=False)
+  assert refused.returncode == 1 and ("with steps_per_call=16 the run logs, evaluates, checkpoints and stops only "
+                                      "between calls of 16 steps, so train_steps 40, log_every 8, eval_every 40 "
+                                      "must be multiples of 16") in refused.stderr

@@ -44,3 +44,34 @@ def test_the_zfnet_recipe_renormalises_after_every_step():
   updates, state = tx.update(grads, state, params)
   np.testing.assert_allclose(rms_per_filter(params["conv1"]["kernel"] + updates["conv1"]["kernel"]), 0.1,
                              rtol=1e-5)
+
+
+def test_the_scanned_k_step_call_matches_k_single_steps():
+  """Off the CPU kernels (what GPUs and TPUs run), steps_per_call=K is one lax.scan over K staged
+  batches. On XLA:CPU its kernels differ from the single step's in float order only: checked here to
+  float tolerance (the CPU path itself runs K single steps and is bitwise, tests/train/test_main.py)."""
+  import jax
+  import numpy as np
+
+  from classic import platform
+  from classic.data.pipeline import Pipeline
+  from classic.train import mesh as mesh_lib, setup
+  from configs import common
+  c = common.load("configs/lenet.py:digits")
+  c.steps_per_call = 4
+  mesh = mesh_lib.make_mesh()
+  batches = [Pipeline(c, train=True).train_batch(s) for s in range(4)]
+  with platform.use_cpu_kernels(False):
+    parts = setup.build(c, mesh, 1)
+    assert parts.steps_fn is not None and parts.abstract_batch(64, 4)["image"].shape == (4, 64, 32, 32, 1)
+    state = parts.init()
+    singles = []
+    for b in batches:
+      state, m = parts.step_fn(state, mesh_lib.global_batch(mesh, b))
+      singles.append(float(m["train/loss"]))
+    state2, stacked = parts.steps_fn(parts.init(), mesh_lib.global_batches(
+        mesh, {k: np.stack([b[k] for b in batches]) for k in batches[0]}))
+  assert stacked["train/loss"].shape == (4,) and int(state2.step) == 4
+  np.testing.assert_allclose(np.asarray(stacked["train/loss"]), singles, rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(state2.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
