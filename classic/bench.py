@@ -170,9 +170,9 @@ def input_speed(config, batches: int) -> dict:
 def run(config, steps: int, warmup: int, data_batches: int, profile: int = 0) -> dict:
   result = {"variant": config.variant}
   result.update(train_step_speed(config, steps, warmup, profile))
-  peak = matmul_peak()
-  result["matmul_peak_flops_per_s"] = peak
-  if "train_flops_per_s" in result:
+  if "train_flops_per_s" in result:  # the peak only where there is a rate to compare (not --steps=0)
+    peak = matmul_peak()
+    result["matmul_peak_flops_per_s"] = peak
     result["fraction_of_matmul_peak"] = result["train_flops_per_s"] / peak
   if data_batches:
     result.update(input_speed(config, data_batches))

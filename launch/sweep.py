@@ -300,6 +300,8 @@ def run_pending(pending: list[tuple[str, list[str]]], root: Path, train_steps: d
   """
   import os
   import signal
+  if not pending:
+    return 0
   shares = partition(parallel, visible_gpus(), sorted(os.sched_getaffinity(0)))
   free = list(range(parallel))
   running: list[tuple[str, subprocess.Popen, int]] = []

@@ -5,11 +5,31 @@ import json
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 
 from tests.conftest import REPO, read_metrics
 
 
+def test_report_of_the_recorded_degradation_runs(tmp_path):
+  """The report of real runs (docs/degradation/runs: plain and residual 20/56, 2,000 iterations on the
+  CIFAR-10 JPEGs): the swept axes, one row per run with its final numbers, the Fig. 6 plots."""
+  from classic import report
+  runs = REPO / "docs" / "degradation" / "runs"
+  summary = report.report(runs, tmp_path)
+  assert summary["runs"] == 4 and summary["fields"] == ["model.depth", "model.residual"]
+  with open(tmp_path / "report.csv") as f:
+    table = {row["run"]: row for row in csv.DictReader(f)}
+  assert set(table) == {"plain20", "plain56", "resnet20", "resnet56"}
+  assert table["resnet20"]["params"] == "269722" and table["plain20"]["params"] == "269722"  # option A: no extra
+  final = read_metrics(runs / "plain56")
+  assert abs(float(table["plain56"]["test_top1_err"]) - (1 - [m for m in final if "eval/top1" in m][-1]["eval/top1"])) < 1e-9
+  assert table["plain56"]["steps"] == "2000"
+  assert Image.open(tmp_path / "report.png").size == (700, 450)
+  assert Image.open(tmp_path / "report_model_residual.png").size == (900, 400)
+
+
+@pytest.mark.slow
 def test_report_of_a_two_run_sweep(tmp_path):
   sweep_file = tmp_path / "tiny.py"
   sweep_file.write_text("from launch.sweep import product\n"

@@ -32,6 +32,7 @@ def visualize(*args):
                         text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_deconvnet_projection_is_the_receptive_field(run, tmp_path):
   proc = visualize(f"--workdir={run}", "--layer=conv1_out", "--images=16", "--channels=3", "--top=4",
                    f"--out={tmp_path}")
@@ -52,6 +53,7 @@ def test_deconvnet_projection_is_the_receptive_field(run, tmp_path):
   assert width == int(0.9 * 8 * 80) and height == int((0.9 * 3 + 0.4) * 80)
 
 
+@pytest.mark.slow
 def test_deconvnet_through_pools_and_lrn_and_bad_layer(run, tmp_path):
   proc = visualize(f"--workdir={run}", "--layer=pool5_out", "--images=8", "--channels=2", "--top=2",
                    f"--out={tmp_path}")
@@ -62,6 +64,7 @@ def test_deconvnet_through_pools_and_lrn_and_bad_layer(run, tmp_path):
   assert proc.returncode == 1 and "no feature map 'conv9_out'" in proc.stderr and "conv5_out" in proc.stderr
 
 
+@pytest.mark.slow
 def test_occlusion_map_equals_direct_evaluation(run, tmp_path):
   proc = visualize(f"--workdir={run}", "--occlusion", "--indices=0,3", "--patch=16", "--stride=8",
                    f"--out={tmp_path}")
@@ -80,26 +83,36 @@ def test_occlusion_map_equals_direct_evaluation(run, tmp_path):
   assert float(p) == pytest.approx(float(saved["maps"][1, 1, 5]), rel=1e-4)
 
 
+def _googlenet_at_96():
+  from classic import models
+  from tests.models.weights import pool_fill
+  module = models.build(models.config("googlenet", lrn=False, num_classes=10))
+  x = jax.random.normal(jax.random.key(0), (1, 96, 96, 3))  # every layer of Table 1 runs at 96 too
+  shapes = jax.eval_shape(lambda: module.init(jax.random.key(1), x, train=False))
+  return module, pool_fill(shapes), x
+
+
 def test_the_deconvnet_rule_reaches_every_relu_of_googlenet():
   """ConvBN binds its activation when the class is defined; the rule must still reach it (it once
   replaced flax's nn.relu globally and missed GoogLeNet and the Inception nets)."""
   import pathlib
   import re
 
-  from classic import models
   from classic.models import layers
-  from classic.visualize import deconvnet_mode
   for path in pathlib.Path(REPO, "classic", "models").glob("*.py"):
     code = "\n".join(l for l in path.read_text().splitlines() if not l.lstrip().startswith(("#", '"')))
     assert not re.search(r"(?<![\w.])(jax\.)?nn\.relu\(", code) or path.name == "layers.py", path
-
-  module = models.build(models.config("googlenet", lrn=False, num_classes=10))
-  x = jax.random.normal(jax.random.key(0), (1, 96, 96, 3))  # every layer of Table 1 runs at 96 too
-  variables = jax.jit(lambda: module.init(jax.random.key(1), x, train=False))()
+  module, variables, x = _googlenet_at_96()
   calls = []
   with layers.relu_rule(lambda v: calls.append(v.shape) or jnp.maximum(v, 0)):
     jax.eval_shape(lambda: module.apply(variables, x, train=False))
   assert len(calls) == 57  # every conv of Table 1 (3 in the stem, 6 in each of the 9 modules)
+
+
+@pytest.mark.slow
+def test_the_deconvnet_rule_changes_googlenets_gradient():
+  from classic.visualize import deconvnet_mode
+  module, variables, x = _googlenet_at_96()
   grad = lambda: jax.jit(jax.grad(lambda v: module.apply(variables, v, train=False)[0, 3]))(x)
   plain = grad()
   with deconvnet_mode():

@@ -20,6 +20,7 @@ def test_the_digits_describe_themselves():
   assert mean == pytest.approx((images.mean(),), abs=0.01) and std == pytest.approx((images.std(),), abs=0.01)
 
 
+@pytest.mark.slow
 @requires_cifar
 def test_the_cifar_archive_describes_itself():
   d = info.describe(_with(common.load("configs/resnet.py:resnet20"), dataset=str(CIFAR_ARCHIVE)))
@@ -72,6 +73,7 @@ def test_an_augmentation_that_would_train_on_upscaled_pixels_is_refused_with_the
     info.check(_with(inception, augment="cifar"), "digits", (32, 32), channels=1)
 
 
+@pytest.mark.slow
 def test_the_readme_route_an_imagenet_recipe_on_the_digits_by_one_override(tmp_path):
   proc = run_main("--config=configs/alexnet.py:alexnet", "--config.dataset=digits", "--config.batch_size=16",
                   "--config.train_steps=2", "--config.log_every=1", "--config.eval_every=2",

@@ -47,9 +47,11 @@ def keras_logits(model, app, x):
   return np.asarray(model(preprocess(x.copy()), training=False))
 
 
-@pytest.mark.parametrize("app,size", [("VGG16", 32), ("VGG19", 32), ("ResNet50", 32), ("ResNet101", 32),
-                                      ("ResNet152", 32), ("ResNet50V2", 32), ("ResNet101V2", 32),
-                                      ("InceptionV3", 75), ("InceptionResNetV2", 75)])
+# The default suite converts one net per converter path (VGG, ResNet v1, ResNet v2); `-m slow` all of them.
+@pytest.mark.parametrize("app,size", [("VGG16", 32), ("ResNet50", 32), ("ResNet50V2", 32)] + [
+    pytest.param(app, size, marks=pytest.mark.slow) for app, size in (
+        ("VGG19", 32), ("ResNet101", 32), ("ResNet152", 32), ("ResNet101V2", 32), ("InceptionV3", 75),
+        ("InceptionResNetV2", 75))])
 def test_same_logits(app, size):
   model = build(app, size)
   x = images(2, size)
@@ -66,6 +68,7 @@ def test_same_logits(app, size):
                      keras_logits(model, app, x), f"keras {app}")
 
 
+@pytest.mark.slow
 def test_deeper_resnets_share_the_converter_path():
   # ResNet101/152 (v1 and V2) differ from 50 only in blocks per stage: the name map's loop.
   for app, blocks in (("ResNet101", 23), ("ResNet152V2", 36)):
@@ -102,6 +105,7 @@ def test_bad_models_fail_clearly():
     interop.from_keras(build("VGG16", 32, classes=3), arch="ResNet18")
 
 
+@pytest.mark.slow
 def test_saved_model_converts_to_a_workdir_the_trainer_restores(tmp_path):
   from PIL import Image
 

@@ -12,6 +12,7 @@ STEP_FIELDS = {"variant", "half_precision", "batch", "batch_per_device", "input"
                "compile_s", "macs_per_image", "train_flops_per_s", "mfu", "xla_temp_mib", "device_peak_memory_bytes"}
 
 
+@pytest.mark.slow
 @requires_cifar
 def test_reduced_check_writes_every_section(tmp_path):
   out = tmp_path / "report.json"

@@ -14,6 +14,20 @@ def launch(*args):
                         text=True, timeout=600)
 
 
+def in_process(*args):
+  """(exit code, stdout, stderr) of launch.sweep's main in this process."""
+  import contextlib
+  import io
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+      code = sweep.main(list(args))
+    except SystemExit as e:
+      code = e.code if isinstance(e.code, int) else 1
+      err.write(str(e.code))
+  return code, out.getvalue(), err.getvalue()
+
+
 def test_product_zip_and_names():
   runs = sweep.product(config=["configs/resnet.py:resnet20"], **{"model.shortcut": ["A", "B"]})
   assert [sweep.run_name(r) for r in runs] == ["resnet20-shortcut=A", "resnet20-shortcut=B"]
@@ -44,23 +58,23 @@ def test_a_tiny_sweep_runs_and_a_rerun_skips_finished_runs(tmp_path):
   assert "2 runs: 0 finished, 0 to resume, 2 new" in first.stdout
   for name in ("digits-pool=trainable", "digits-pool=max"):
     assert read_metrics(root / name)[-1]["eval/count"] == 360
-  again = launch(*args)
-  assert "2 runs: 2 finished, 0 to resume, 0 new" in again.stdout
-  assert launch(*args, "--dry-run").stdout.count("\tfinished (step 20)\t") == 2
+  # What starts nothing runs in this process (the launcher's own checks, without its start-up).
+  assert in_process(*args)[0] == 0 and "2 runs: 2 finished, 0 to resume, 0 new" in in_process(*args)[1]
+  assert in_process(*args, "--dry-run")[1].count("\tfinished (step 20)\t") == 2
 
   # A run's identity is its whole config, --set included: more steps resume the finished runs ...
   more = [a.replace("train_steps=20", "train_steps=30") for a in args]
-  dry = launch(*more, "--only=max", "--dry-run")
-  assert dry.stdout.split("\t")[:2] == ["digits-pool=max", "resume (at step 20 of 30)"]
+  dry = in_process(*more, "--only=max", "--dry-run")[1]
+  assert dry.split("\t")[:2] == ["digits-pool=max", "resume (at step 20 of 30)"]
   longer = launch(*more, "--only=max")
   assert "1 runs: 0 finished, 1 to resume, 0 new" in longer.stdout, longer.stderr
   assert read_metrics(root / "digits-pool=max")[-1]["step"] == 30
   # ... another learning rate is another experiment: refused, nothing started, the fields named.
-  other = launch(*more, "--set=optimizer.lr=0.5")
-  assert other.returncode != 0 and "nothing was started" in other.stderr
-  assert "digits-pool=max: optimizer.lr: 0.005 there, 0.5 now" in other.stderr
+  code, _, err = in_process(*more, "--set=optimizer.lr=0.5")
+  assert code != 0 and "nothing was started" in err
+  assert "digits-pool=max: optimizer.lr: 0.005 there, 0.5 now" in err
   assert read_metrics(root / "digits-pool=max")[-1]["step"] == 30
-  assert "\tconflict (optimizer.lr: " in launch(*more, "--set=optimizer.lr=0.5", "--dry-run").stdout
+  assert "\tconflict (optimizer.lr: " in in_process(*more, "--set=optimizer.lr=0.5", "--dry-run")[1]
 
 
 def test_bad_sets_and_selections_fail_before_anything_starts(tmp_path):
@@ -158,6 +172,7 @@ def test_parallel_runs_get_disjoint_devices(tmp_path):
   assert (tmp_path / "log2.txt").read_text().strip() == "4,5"
 
 
+@pytest.mark.slow
 def test_one_ctrl_c_stops_a_two_run_sweep_and_the_stopped_run_resumes(tmp_path):
   """SIGINT to the launcher (a Ctrl-C): the running run checkpoints, is reported as stopped at its
   step (never as finished), the second run never starts, and the dry run shows where it resumes."""

@@ -17,7 +17,8 @@ def n_params(config, size):
 
 # He et al. 2015 Table 6 (CIFAR-10, option A): 0.27M, 0.46M, 0.66M, 0.85M, 1.7M, 19.4M.
 @pytest.mark.parametrize("variant,millions", [("resnet20", 0.27), ("resnet32", 0.46), ("resnet44", 0.66),
-                                              ("resnet56", 0.85), ("resnet110", 1.7), ("resnet1202", 19.4)])
+                                              ("resnet56", 0.85), ("resnet110", 1.7),
+                                              pytest.param("resnet1202", 19.4, marks=pytest.mark.slow)])
 def test_cifar_param_counts_match_paper(variant, millions):
   config = resnet_configs.get_config(variant)
   assert round(n_params(config, 32) / 1e6, 2 if millions < 1 else 1) == millions
@@ -50,7 +51,9 @@ def test_imagenet_option_a_twins_have_the_plain_nets_counts_and_the_degradation_
   assert runs[-4:] == ["plain18", "resnet18_a", "plain34", "resnet34_a"]
 
 
-@pytest.mark.parametrize("variant", sorted(resnet_configs.VARIANTS))
+# The deepest variants (1,202 and 1,001 layers) take 15-20 s each to trace: `-m slow`.
+@pytest.mark.parametrize("variant", [pytest.param(v, marks=pytest.mark.slow) if v in ("resnet1202", "preact1001")
+                                     else v for v in sorted(resnet_configs.VARIANTS)])
 def test_every_variant_builds_with_the_right_output_shape(variant):
   config = resnet_configs.get_config(variant)
   size = 32 if config.model.stem == "cifar" else 64  # small input: shapes only, fast
@@ -102,8 +105,9 @@ def test_unknown_depth_fails_clearly():
     models.build(config.model).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
 
 
-@pytest.mark.parametrize("variant,overrides", [("resnet20", {}), ("preact34", {"num_classes": 10}),
-                                               ("resnet50", {"num_classes": 10})])
+@pytest.mark.parametrize("variant,overrides", [("resnet20", {}),
+                                               pytest.param("preact34", {"num_classes": 10}, marks=pytest.mark.slow),
+                                               pytest.param("resnet50", {"num_classes": 10}, marks=pytest.mark.slow)])
 def test_scan_blocks_computes_the_same_function(variant, overrides):
   """`scan_blocks=True` runs a stage's identical blocks as one nn.scan (compile time of deep nets);
   with the per-block variables stacked by `scan_params` it gives the same logits and BN updates."""

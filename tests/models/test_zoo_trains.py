@@ -1,16 +1,17 @@
 """Every family trains through the real trainer: two steps of SGD on the bundled digits, then a full
 evaluation, at the smallest input each architecture accepts (the digits are resized on device).
 
-The deep Inception nets, ResNet-50 and pre-act ResNet-164 spend 1-3 minutes each compiling on 2 CPU
-cores, so they are marked `slow` and run with `python -m pytest -m slow` (all pass: 20 min on a loaded
-2-core machine); the default suite keeps the others."""
+Each compiles for 10 s to 3 minutes on 2 CPU cores (the deep Inception nets, ResNet-50 and pre-act
+ResNet-164 the longest), so the module is `slow`: `python -m pytest -m slow` runs it. The default
+suite trains LeNet, ResNet and the digits end to end elsewhere (tests/train/test_main.py)."""
 
 import importlib
 import math
 
 import pytest
 
-slow = pytest.mark.slow
+pytestmark = pytest.mark.slow
+slow = pytest.mark.slow  # (the whole module is slow; kept so the deepest nets stay visibly marked)
 
 from classic.train.loop import Trainer
 

@@ -32,6 +32,7 @@ def test_skip_mode_skips_and_counts_non_finite_updates(tmp_path):
   assert final["eval/top1"] > 0.5  # the weights of step 25 were kept, not destroyed
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_moment_resumes_from_the_last_complete_checkpoint(tmp_path):
   reference = tmp_path / "reference"
   run_main(*DIGITS, f"--workdir={reference}")
@@ -60,6 +61,7 @@ def test_unknown_config_field_and_file_fail_with_a_sentence(tmp_path):
   assert proc.returncode != 0 and "lenett.py" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_dead_peer_stops_the_other_process_within_the_heartbeat_timeout(tmp_path):
   from tests.conftest import free_port
   args = ["--config=configs/lenet.py:digits", "--config.train_steps=100000", "--config.log_every=20",
@@ -104,6 +106,7 @@ def _truncate_state(step_dir):
         h.truncate(f.stat().st_size // 2)
 
 
+@pytest.mark.slow
 def test_a_truncated_checkpoint_is_set_aside_and_the_run_resumes_from_the_one_before(tmp_path):
   reference = tmp_path / "reference"
   run_main(*DIGITS, "--config.train_steps=60", f"--workdir={reference}")
@@ -118,6 +121,7 @@ def test_a_truncated_checkpoint_is_set_aside_and_the_run_resumes_from_the_one_be
   assert strip(read_metrics(damaged)) == strip(read_metrics(reference))
 
 
+@pytest.mark.slow
 def test_no_readable_checkpoint_or_another_models_checkpoint_is_a_sentence(tmp_path):
   run_main(*DIGITS, "--config.train_steps=20", f"--workdir={tmp_path / 'other'}")
   # The same workdir resumed with another output layer: named, and the checkpoints stay where they are.
@@ -132,6 +136,7 @@ def test_no_readable_checkpoint_or_another_models_checkpoint_is_a_sentence(tmp_p
   assert proc.returncode == 1 and "No readable checkpoint in" in proc.stderr.splitlines()[-3]
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_a_sentence_and_the_complete_checkpoints_resume(tmp_path):
   """The workdir on a 1.2 MB tmpfs: LeNet's checkpoints (~0.5 MB) fill it at the third save."""
   disk = tmp_path / "disk"
@@ -157,6 +162,7 @@ def test_a_full_disk_is_a_sentence_and_the_complete_checkpoints_resume(tmp_path)
   assert strip(read_metrics(tmp_path / "moved")) == strip(read_metrics(reference))
 
 
+@pytest.mark.slow
 def test_a_signal_to_one_host_stops_every_host_at_the_same_checkpoint(tmp_path):
   """A preempted VM gets SIGTERM, its peers do not: all processes agree on the step, checkpoint it
   together and exit 0; rerunning them resumes from it."""

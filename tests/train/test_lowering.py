@@ -51,8 +51,14 @@ def test_the_cases_cover_every_registered_model():
   assert covered == set(models.names())
 
 
-@pytest.mark.parametrize("half_precision", [False, True], ids=["fp32", "bf16"])
-@pytest.mark.parametrize("family, variant, overrides", CASES, ids=[f"{f}:{v}" for f, v, _ in CASES])
+# In the default suite, one small net in each precision; `-m slow` lowers every family in both.
+FAST = {("lenet5", False), ("resnet20", True)}
+
+
+@pytest.mark.parametrize("family, variant, overrides, half_precision", [
+    pytest.param(f, v, o, half, marks=() if (v, half) in FAST else pytest.mark.slow,
+                 id=f"{f}:{v}-{'bf16' if half else 'fp32'}")
+    for f, v, o in CASES for half in (False, True)])
 def test_train_step_lowers_for_gpu_and_tpu(family, variant, overrides, half_precision):
   config = _config(family, variant, overrides, half_precision)
   exported = lowering.export_train_step(config, lowering.PLATFORMS)  # LoweringError names the op
