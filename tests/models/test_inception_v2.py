@@ -109,6 +109,7 @@ def test_ghost_batch_norm_groups_reach_every_layer():
 
 
 
+@pytest.mark.slow
 def test_forward_backward():
   module = InceptionV2(num_classes=10)
   variables = random_variables(shapes(num_classes=10))

@@ -103,6 +103,7 @@ def test_half_precision_returns_float32_logits():
 
 
 
+@pytest.mark.slow
 def test_forward_backward_with_aux_loss():
   # Batch 2: the aux head's 5x5 conv sees a 1x1 map, and BN over a single value has no gradient.
   module = InceptionV3(num_classes=10)

@@ -141,6 +141,7 @@ def test_residual_scale_changes_outputs_not_parameters():
   assert np.all(np.isfinite(outs[0])) and not np.allclose(outs[0], outs[1], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_real_forward_at_299():
   module = models.build(inception_configs.get_config("inception_v4").model)
   x = jax.random.normal(jax.random.key(1), (1, 299, 299, 3))
@@ -149,6 +150,7 @@ def test_real_forward_at_299():
   assert np.all(np.isfinite(logits)) and float(jnp.std(logits)) > 0
 
 
+@pytest.mark.slow
 def test_train_step_gradients_reach_every_parameter():
   # TF-slim layout trimmed to one block a stage, 75x75, batch 2: BN in training mode, dropout on.
   module = models.get_class("inception_resnet_v2")(layout="tf_slim", blocks=(1, 1, 1), num_classes=5)

@@ -23,6 +23,7 @@ def digits_run(tmp_path_factory):
   return workdir, time.time() - start, proc
 
 
+@pytest.mark.slow
 def test_digits_default_reaches_97_percent_and_writes_the_workdir(digits_run):
   workdir, seconds, proc = digits_run
   metrics = read_metrics(workdir)
@@ -41,15 +42,18 @@ def test_digits_default_reaches_97_percent_and_writes_the_workdir(digits_run):
   assert "60,000 parameters" in proc.stderr
 
 
-def test_eval_mode_reads_the_workdir_and_reproduces_the_final_accuracy(digits_run):
-  workdir, _, _ = digits_run
+def test_eval_mode_reads_the_workdir_and_reproduces_the_final_accuracy(tmp_path):
+  workdir = tmp_path / "short"
+  run_main(DIGITS, "--config.train_steps=40", "--config.eval_every=40", f"--workdir={workdir}")
   trained = read_metrics(workdir)[-1]
   proc = run_main(f"--workdir={workdir}", "--mode=eval")
   result = json.loads(proc.stdout.strip().splitlines()[-1])
   assert result["eval/top1"] == trained["eval/top1"]
+  assert "CPU execution is deterministic" in proc.stderr   # what a run says of its numbers
+  assert json.loads((workdir / "config.json").read_text())["deterministic"] is True
   # ... and records it: appended to metrics.jsonl under the checkpoint's step, marked as an evaluation.
   recorded = read_metrics(workdir)[-1]
-  assert recorded["mode"] == "eval" and recorded["step"] == 3000 and recorded["eval_split"] == "test"
+  assert recorded["mode"] == "eval" and recorded["step"] == 40 and recorded["eval_split"] == "test"
   assert recorded["eval/top1"] == trained["eval/top1"] and recorded["eval/top1_err"] == 1 - trained["eval/top1"]
   assert read_metrics(workdir)[:-1][-1] == trained  # nothing of the training record is lost
 
@@ -76,7 +80,7 @@ def test_sigterm_checkpoints_exits_0_and_the_resumed_run_equals_the_uninterrupte
   assert resumed_steps == reference_steps
 
 
-def test_a_workdir_with_another_config_is_refused(digits_run, tmp_path):
+def test_a_workdir_with_another_config_is_refused(tmp_path):
   workdir = tmp_path / "w"
   run_main(DIGITS, f"--workdir={workdir}", "--config.train_steps=5", "--config.log_every=5")
   proc = run_main(DIGITS, f"--workdir={workdir}", "--config.train_steps=5", "--config.optimizer.lr=0.5",
@@ -209,7 +213,7 @@ def test_several_steps_per_call_log_exactly_the_metrics_of_one(tmp_path):
   run_main(*args, "--config.steps_per_call=8", f"--workdir={tmp_path / 'eight'}")
   assert numbers(tmp_path / "eight") == numbers(tmp_path / "one") and len(numbers(tmp_path / "one")) == 4
   c = common.load("configs/lenet.py:digits")
-  c.steps_per_call, c.log_every, c.eval_every = 16, 8, 40
+  c.steps_per_call, c.log_every, c.eval_every, c.checkpoint_every = 16, 8, 40, 32
   with pytest.raises(ValueError, match="with steps_per_call=16 the run logs, evaluates, checkpoints and stops only "
                                        "between calls of 16 steps, so train_steps 3000, log_every 8, eval_every 40 "
                                        "must be multiples of 16"):
