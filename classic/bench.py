@@ -110,11 +110,8 @@ def train_step_speed(config, steps: int, warmup: int, profile: int = 0) -> dict:
   one = lambda: {"image": rng.integers(0, 256, shape, dtype=np.uint8),   # the trainer's batch, colour
                  "label": rng.integers(0, config.model.num_classes, shape[:1]).astype(np.int32),  # parameters too
                  **augment.colour_params(config, shape[0], lambda stream: rng)}
-  if k == 1:
-    batch = mesh_lib.global_batch(mesh, one())
-  else:  # steps_per_call: K batches per call, as the trainer stages them
-    group = [one() for _ in range(k)]
-    batch = mesh_lib.global_batches(mesh, {key: np.stack([b[key] for b in group]) for key in group[0]})
+  # steps_per_call: K batches per call, as the trainer stages them
+  batch = mesh_lib.global_batch(mesh, one()) if k == 1 else mesh_lib.global_batches(mesh, [one() for _ in range(k)])
   t = time.perf_counter()
   compiled = (parts.steps_fn or parts.step_fn).lower(state, batch).compile()
   compile_s = time.perf_counter() - t

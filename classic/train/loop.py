@@ -233,8 +233,7 @@ class Trainer:
             self.state, metrics = self._train_step(self.state, mesh_lib.global_batch(self.mesh, local))
             pending.append((step + i, metrics, 1))
         else:  # K batches staged on the device at once, K steps in one call
-          stacked = {key: np.stack([b[key] for b in group]) for key in group[0]}
-          self.state, metrics = self._train_steps(self.state, mesh_lib.global_batches(self.mesh, stacked))
+          self.state, metrics = self._train_steps(self.state, mesh_lib.global_batches(self.mesh, group))
           pending.append((step, metrics, k))
         step += k
         stopping = self._agree_to_stop(stop, step)

@@ -53,13 +53,14 @@ def data_sharded(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P("data"))
 
 
-def global_batches(mesh: Mesh, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-  """K batches of this process's rows, stacked (K, rows, ...) -> global arrays (K, global batch, ...)
-  sharded along `data` on their second axis (config.steps_per_call)."""
+def global_batches(mesh: Mesh, group: list[dict[str, np.ndarray]]) -> dict[str, jax.Array]:
+  """K batches of this process's rows -> global arrays (K, global batch, ...), stacked on a leading
+  axis and sharded along `data` on their second (config.steps_per_call)."""
   sharding = NamedSharding(mesh, P(None, "data"))
   n = jax.process_count()
+  stacked = {k: np.stack([b[k] for b in group]) for k in group[0]}
   return {k: jax.make_array_from_process_local_data(sharding, v, (v.shape[0], v.shape[1] * n) + v.shape[2:])
-          for k, v in local.items()}
+          for k, v in stacked.items()}
 
 
 def global_batch(mesh: Mesh, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:

@@ -69,8 +69,7 @@ def test_the_scanned_k_step_call_matches_k_single_steps():
     for b in batches:
       state, m = parts.step_fn(state, mesh_lib.global_batch(mesh, b))
       singles.append(float(m["train/loss"]))
-    state2, stacked = parts.steps_fn(parts.init(), mesh_lib.global_batches(
-        mesh, {k: np.stack([b[k] for b in batches]) for k in batches[0]}))
+    state2, stacked = parts.steps_fn(parts.init(), mesh_lib.global_batches(mesh, batches))
   assert stacked["train/loss"].shape == (4,) and int(state2.step) == 4
   np.testing.assert_allclose(np.asarray(stacked["train/loss"]), singles, rtol=1e-5)
   for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(state2.params)):
