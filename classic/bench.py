@@ -11,6 +11,11 @@ measured on the config's real dataset when it is available (else reported as nul
 `xla_*_mib` is XLA's memory plan for the step (temporaries, arguments, outputs), known at compile
 time: `--steps=0` gives a deep net's memory without running it. `--profile=N` traces N more steps
 with jax.profiler and prints the XLA ops that took the most time per step.
+
+The trainer's options count as it runs them: `steps_per_call=K` times calls of K steps; with
+`data_on_device=True` the step also draws, gathers and augments its batch from a split held on the
+device (synthetic, CIFAR's 50,000 images), which is all the work of a training step, so img_per_s is
+the Trainer's rate; with `replicas=N` img_per_s counts the images of all N replicas.
 """
 
 from __future__ import annotations
@@ -26,12 +31,16 @@ from ml_collections import config_flags
 import numpy as np
 
 from classic import command
-from classic.data import augment
+from classic.data import augment, sources
 from classic.data.pipeline import Pipeline
 from classic.data.sources import DataError
 from classic.models import stats
 from classic.train import mesh as mesh_lib, setup, validate
 
+
+
+# data_on_device: the size of the synthetic split the step draws its batches from (CIFAR's).
+DEVICE_SPLIT = 50_000
 
 
 def define_flags() -> None:
@@ -110,14 +119,21 @@ def train_step_speed(config, steps: int, warmup: int, profile: int = 0) -> dict:
   one = lambda: {"image": rng.integers(0, 256, shape, dtype=np.uint8),   # the trainer's batch, colour
                  "label": rng.integers(0, config.model.num_classes, shape[:1]).astype(np.int32),  # parameters too
                  **augment.colour_params(config, shape[0], lambda stream: rng)}
-  # steps_per_call: K batches per call, as the trainer stages them
-  batch = mesh_lib.global_batch(mesh, one()) if k == 1 else mesh_lib.global_batches(mesh, [one() for _ in range(k)])
+  if parts.on_device:   # data_on_device: the step computes its batch from a split held on the device
+    split = sources.InMemory(rng.integers(0, 256, (DEVICE_SPLIT,) + shape[1:], dtype=np.uint8),
+                             rng.integers(0, config.model.num_classes, DEVICE_SPLIT).astype(np.int32),
+                             config.model.num_classes, "synthetic")
+    inputs = parts.device_inputs(split, config, mesh, (warmup + steps + profile + 1) * k)
+  else:  # steps_per_call: K batches per call, as the trainer stages them
+    inputs = (mesh_lib.global_batch(mesh, one()) if k == 1 else
+              mesh_lib.global_batches(mesh, [one() for _ in range(k)]),)
   t = time.perf_counter()
-  compiled = (parts.steps_fn or parts.step_fn).lower(state, batch).compile()
+  compiled = (parts.steps_fn or parts.step_fn).lower(state, *inputs).compile()
   compile_s = time.perf_counter() - t
   macs = stats.totals(model, (1,) + shape[1:])["macs"]
   result = {"devices": jax.device_count(), "platform": jax.devices()[0].platform, "batch": shape[0],
-            "steps_per_call": k, "input": list(shape[1:]), "compile_s": compile_s, "macs_per_image": macs}
+            "steps_per_call": k, "replicas": parts.replicas, "data_on_device": parts.on_device,
+            "input": list(shape[1:]), "compile_s": compile_s, "macs_per_image": macs}
   plan = compiled.memory_analysis()
   if plan is not None:
     result.update(xla_temp_mib=plan.temp_size_in_bytes / 2**20,
@@ -128,13 +144,14 @@ def train_step_speed(config, steps: int, warmup: int, profile: int = 0) -> dict:
 
   def run_step():
     nonlocal state
-    state, metrics = compiled(state, batch)
+    state, metrics = compiled(state, *inputs)
     jax.block_until_ready((state, metrics))
 
   times = call_times(run_step, steps, warmup)
   step_s = statistics.median(times) / k   # one call runs k steps
-  result.update(step_s_median=step_s, step_s_min=min(times) / k, img_per_s=shape[0] / step_s,
-                train_flops_per_s=6 * macs * shape[0] / step_s)
+  images = shape[0] * parts.replicas       # per step, over all replicas
+  result.update(step_s_median=step_s, step_s_min=min(times) / k, img_per_s=images / step_s,
+                train_flops_per_s=6 * macs * images / step_s)
   if profile:
     result["profile_ms_per_step"] = [list(row) for row in op_profile(run_step, profile)]
   return result
@@ -171,7 +188,7 @@ def run(config, steps: int, warmup: int, data_batches: int, profile: int = 0) ->
     peak = matmul_peak()
     result["matmul_peak_flops_per_s"] = peak
     result["fraction_of_matmul_peak"] = result["train_flops_per_s"] / peak
-  if data_batches:
+  if data_batches and not config.get("data_on_device", False):   # else the input is inside the step
     result.update(input_speed(config, data_batches))
   result["peak_host_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   return result

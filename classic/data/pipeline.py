@@ -162,6 +162,11 @@ def data_workers(config) -> int:
   return available_cores() if n == -1 else n
 
 
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+  """The order in which epoch `epoch` of a run seeded `seed` visits the n examples of its split."""
+  return np.random.default_rng([seed, epoch, 1]).permutation(n)
+
+
 def stack(pairs) -> dict[str, np.ndarray]:
   """[(image, label), ...] -> {'image': (B, H, W, C) uint8, 'label': (B,) int32}."""
   return {"image": np.stack([p[0] for p in pairs]), "label": np.array([p[1] for p in pairs], np.int32)}
@@ -193,7 +198,7 @@ class ExampleMaker:
 
   def _permutation(self, epoch: int) -> np.ndarray:
     if self._perm is None or self._perm[0] != epoch:
-      self._perm = (epoch, np.random.default_rng([self.seed, epoch, 1]).permutation(len(self.source)))
+      self._perm = (epoch, epoch_order(self.seed, epoch, len(self.source)))
     return self._perm[1]
 
   def index(self, step: int, row: int, skip: int = 0) -> int:

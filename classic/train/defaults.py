@@ -36,6 +36,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.in_memory = True           # decode the split once into RAM (small data sets)
   c.corrupt_files = "stop"     # image folder with an unreadable file: 'stop' or 'skip'
   c.data_workers = -1          # grain processes decoding encoded images: -1 = one per core, 0 = threads here
+  c.data_on_device = False     # in-memory split held on the accelerator, pad-crop-flip there (classic.data.on_device)
   c.derived_from_data = ()     # fields a moved recipe took from the data set (classic.data.info), not set by hand
   # Schedule of the run.
   c.batch_size = 128           # global, over all devices and hosts
@@ -47,6 +48,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.checkpoint_every = 500
   c.keep_checkpoints = 3
   c.steps_per_call = 1         # train steps per jitted call (lax.scan over K batches): fewer dispatches
+  c.replicas = 1               # N runs of seeds seed..seed+N-1 in one program (jax.vmap; needs data_on_device)
   # Optimisation.
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "sgd"     # 'sgd', 'rmsprop', 'adam'

@@ -46,6 +46,22 @@ def input_advice(config, workers: int) -> str:
       ", or ".join(ways) + ". " + measure
 
 
+def across_replicas(metrics: dict[str, Any]) -> dict[str, Any]:
+  """Scalars as floats; a metric with one value per replica (config.replicas > 1) as its mean under
+  its own name, `<name>_std` (sample standard deviation, ddof=1, as "mean ± std over N runs" reports)
+  and `<name>_replicas` (the list, replica i = seed + i)."""
+  out = {}
+  for key, value in metrics.items():
+    value = np.asarray(value, np.float64)
+    if value.ndim == 0:
+      out[key] = float(value)
+      continue
+    out[key] = float(value.mean())
+    out[f"{key}_std"] = float(value.std(ddof=1)) if value.size > 1 else 0.0
+    out[f"{key}_replicas"] = value.tolist()
+  return out
+
+
 class NonFiniteError(Exception):
   """The loss or gradient became NaN/inf; the last checkpoint is the last good state."""
 
@@ -130,6 +146,10 @@ class Trainer:
     self._inflight = parts.train_step.max_inflight
     self._per_call, self._train_steps = parts.steps_per_call, parts.train_steps
     self._train_step, self._eval_step = parts.train_step, parts.eval_step
+    self.replicas = parts.replicas
+    self._device_inputs = None   # config.data_on_device: the split and the run's order, held on the devices
+    if parts.on_device and not eval_only:
+      self._device_inputs = parts.device_inputs(self.train_data.source, config, self.mesh, config.train_steps)
 
   def _init_from(self, source_workdir: str) -> None:
     """Copies weights of another run; a head whose class count differs is kept freshly initialised."""
@@ -178,13 +198,14 @@ class Trainer:
       totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
       if self._inflight and b % self._inflight == self._inflight - 1:
         jax.block_until_ready(totals)  # each batch is 5 launches; see platform.CPU_MAX_INFLIGHT
-    totals = jax.device_get(totals)
-    n = float(totals["count"])
+    totals = {k: np.asarray(v, np.float64) for k, v in jax.device_get(totals).items()}   # (replicas,) each with replicas
+    n = totals["count"]
     prefix = "eval_ema" if ema else "eval"
-    top1, top5 = float(totals["correct1"]) / n, float(totals["correct5"]) / n
+    top1, top5 = totals["correct1"] / n, totals["correct5"] / n
     # Accuracies and errors both, as for training (train/top1 and train/top1_err): one convention.
-    return {f"{prefix}/top1": top1, f"{prefix}/top5": top5, f"{prefix}/top1_err": 1.0 - top1,
-            f"{prefix}/top5_err": 1.0 - top5, f"{prefix}/loss": float(totals["loss"]) / n, f"{prefix}/count": int(n)}
+    out = across_replicas({f"{prefix}/top1": top1, f"{prefix}/top5": top5, f"{prefix}/top1_err": 1.0 - top1,
+                           f"{prefix}/top5_err": 1.0 - top5, f"{prefix}/loss": totals["loss"] / n})
+    return {**out, f"{prefix}/count": int(np.ravel(n)[0])}
 
   def evaluate_all(self) -> dict[str, float]:
     out = self.evaluate()
@@ -219,16 +240,25 @@ class Trainer:
     if step % k:
       raise ValueError(f"The checkpoint in {self.workdir} is at step {step}, which is not a multiple of "
                        f"steps_per_call={k}: resume with --config.steps_per_call=1 (or a divisor of {step}).")
-    batches = self.train_data.train_iter(step)
+    # On the device path the steps compute their own batches: no host input at all.
+    batches = self.train_data.train_iter(step) if self._device_inputs is None else None
     data_time = 0.0
     try:
       if step >= c.train_steps:
         logging.info("Nothing to do: the run is at step %d of %d.", step, c.train_steps)
       while step < c.train_steps:
         t = time.time()
-        group = [next(batches)[1] for _ in range(k)]
+        group = self._device_inputs if batches is None else [next(batches)[1] for _ in range(k)]
         data_time += time.time() - t
-        if self._train_steps is None:  # one dispatch per step (K = 1, or K on the CPU: platform.scan_steps)
+        if batches is None:  # data_on_device: (state, data, order, seeds) -> K steps
+          if self._train_steps is None:
+            for i in range(k):
+              self.state, metrics = self._train_step(self.state, *group)
+              pending.append((step + i, metrics, 1))
+          else:
+            self.state, metrics = self._train_steps(self.state, *group)
+            pending.append((step, metrics, k))
+        elif self._train_steps is None:  # one dispatch per step (K = 1, or K on the CPU: platform.scan_steps)
           for i, local in enumerate(group):
             self.state, metrics = self._train_step(self.state, mesh_lib.global_batch(self.mesh, local))
             pending.append((step + i, metrics, 1))
@@ -249,7 +279,7 @@ class Trainer:
           summary = self._summarise(window)
           # Training time only: the evaluation at the end of the last window is timed apart.
           train_time = max(now - last_log_time, 1e-9)
-          img_per_s = (step - last_log_step) * c.batch_size / train_time
+          img_per_s = (step - last_log_step) * c.batch_size * self.replicas / train_time   # all replicas
           summary.update({"img_per_s": img_per_s, "wait_for_data_frac": data_time / train_time})
           if not log_now:
             summary["partial_window"] = len(window)
@@ -273,7 +303,8 @@ class Trainer:
           logging.warning("Stopped at step %d by %s; rerun the same command to resume.", step, stop.signal)
           break
     finally:
-      batches.close()
+      if batches is not None:
+        batches.close()
       self.checkpointer.close()
       writer.close()
       stop.uninstall()
@@ -308,7 +339,7 @@ class Trainer:
     steps = [(s + i, {key: v[i] for key, v in m.items()} if n > 1 else m)
              for (s, _, n), m in zip(pending, fetched) for i in range(n)]
     for s, m in steps:
-      if not m["train/finite"]:
+      if not np.all(m["train/finite"]):
         if self.config.nonfinite == "stop":
           raise NonFiniteError(
               f"Non-finite loss or gradient at step {s + 1} (loss {m['train/total_loss']}, gradient "
@@ -317,10 +348,13 @@ class Trainer:
                  if self.checkpointer.latest_step() is not None else "no checkpoint had been written. ")
               + "Lower the learning rate, or set --config.nonfinite=skip to skip such updates.")
         logging.warning("Skipped the update of step %d: non-finite loss or gradient.", s + 1)
-    return [{key: float(v) for key, v in m.items()} for _, m in steps]
+    # JSON-ready (the window travels in the checkpoint): a float per metric, a list with replicas
+    return [{key: np.asarray(v).tolist() for key, v in m.items()} for _, m in steps]
 
   def _summarise(self, window: list[dict[str, float]]) -> dict[str, float]:
-    out = {k: float(np.mean([m[k] for m in window])) for k in window[0] if k != "train/finite"}
+    out = {k: np.mean([m[k] for m in window], axis=0) for k in window[0] if k != "train/finite"}
     out["train/top1"] = 1.0 - out["train/top1_err"]
-    out["train/skipped_updates"] = int(jax.device_get(self.state.skipped))
+    skipped = np.asarray(jax.device_get(self.state.skipped))
+    out = across_replicas(out)
+    out["train/skipped_updates"] = int(skipped.sum())   # over all replicas
     return out

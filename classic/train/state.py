@@ -21,9 +21,11 @@ class TrainState:
   skipped: jax.Array         # updates skipped for a non-finite loss or gradient
 
 
-def create(model, tx: optax.GradientTransformation, config, input_shape: tuple[int, ...]) -> TrainState:
-  """Initialises parameters from config.seed (the data order has its own stream of the same seed)."""
-  init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
+def create(model, tx: optax.GradientTransformation, config, input_shape: tuple[int, ...],
+           seed: jax.Array | int | None = None) -> TrainState:
+  """Initialises parameters from `seed`, default config.seed (the data order has its own stream of the
+  same seed); a traced seed gives one state per replica under jax.vmap (config.replicas)."""
+  init_key, dropout_key = jax.random.split(jax.random.key(config.seed if seed is None else seed))
   variables = model.init({"params": init_key, "dropout": dropout_key}, jnp.zeros(input_shape, jnp.float32),
                          train=True)
   params = variables["params"]

@@ -95,6 +95,18 @@ def train_steps(state: TrainState, batches: dict[str, jax.Array], **step_args):
   return jax.lax.scan(lambda s, batch: train_step(s, batch, **step_args), state, batches)
 
 
+def train_step_on_device(state: TrainState, data: dict[str, jax.Array], order: jax.Array, seed: jax.Array, *,
+                         batch_fn, **step_args):
+  """One update on the batch of state.step, computed on the device from the held split, the run's
+  order and its seed (config.data_on_device; classic.data.on_device): `batch_fn(data, order, seed, step)`."""
+  return train_step(state, batch_fn(data, order, seed, state.step), **step_args)
+
+
+def repeat_on_device(state: TrainState, *inputs, one_step, steps: int):
+  """`steps` calls of one_step(state, *inputs) as one XLA loop; metrics stacked on a leading axis."""
+  return jax.lax.scan(lambda s, _: one_step(s, *inputs), state, None, length=steps)
+
+
 def eval_step(model_vars, batch: dict[str, jax.Array], *, model, config) -> dict[str, jax.Array]:
   """Sums over the batch of correct top-1/top-5, loss and count; padding (mask 0) counts nothing.
 

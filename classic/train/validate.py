@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from classic import models
+from classic.data import on_device
 from classic.train import defaults
 
 POSITIVE = ("batch_size", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
@@ -54,6 +55,17 @@ def check(config, explicit: Iterable[str] = (), num_devices: int = 1) -> None:
     if uneven:
       problems.append(f"with steps_per_call={k} the run logs, evaluates, checkpoints and stops only between calls "
                       f"of {k} steps, so {', '.join(uneven)} must be multiples of {k}")
+  if config.get("replicas", 1) < 1:
+    problems.append(f"replicas must be >= 1, got {config.replicas}")
+  elif config.get("replicas", 1) > 1:
+    if not config.get("data_on_device", False):
+      problems.append(f"replicas={config.replicas} draws each replica's data order on the device: set "
+                      "--config.data_on_device=True (in-memory data sets with the 'none', 'shift' or 'cifar' augmentation)")
+    if config.init_from:
+      problems.append("replicas > 1 starts each replica from its own seed: init_from cannot set them; drop one")
+  device_problem = on_device.problem(config)
+  if device_problem:
+    problems.append(device_problem)
   for field in ("batch_size", "eval_batch_size"):
     size = config[field]
     if size < 0 or size and size % num_devices:

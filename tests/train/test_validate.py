@@ -77,3 +77,22 @@ def test_a_field_added_by_a_newer_version_at_its_default_is_no_change():
   assert checkpoint.differing_fields(old, new) == []
   new["eval_scales"], new["model"]["preact_layout"] = [256], "keras"
   assert checkpoint.differing_fields(old, new) == ["eval_scales", "model.preact_layout"]
+
+
+def test_replicas_and_data_on_the_device_say_what_they_need():
+  c = common.load("configs/resnet.py:resnet20")
+  c.replicas = 5
+  with pytest.raises(ValueError, match="replicas=5 draws each replica's data order on the device: set "
+                                       "--config.data_on_device=True"):
+    validate.check(c)
+  c.data_on_device = True
+  validate.check(c)                           # CIFAR's pad-crop-flip runs on the device
+  c.init_from = "/some/run"
+  with pytest.raises(ValueError, match="init_from cannot set them"):
+    validate.check(c)
+  imagenet = common.load("configs/resnet.py:resnet50")
+  imagenet.data_on_device = True
+  with pytest.raises(ValueError) as e:
+    validate.check(imagenet)
+  assert "data_on_device computes the 'none', 'shift', 'cifar' augmentations on the device, not 'imagenet'" in str(e.value)
+  assert "set --config.in_memory=True" not in str(e.value)   # one problem, one sentence
