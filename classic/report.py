@@ -5,9 +5,13 @@ r"""Tables and plots of a sweep's runs (finished or still running).
 Reads every ROOT/<run>/config.json and metrics.jsonl. The table has one row per run: its name, the
 config fields that differ between runs (the swept axes), parameters, MACs per image, final and best
 training error, final test top-1/top-5 error, images/s (median of the logged windows) and steps done.
+A run of several seeds in one program (config.replicas=N) shows its errors as the mean over the N
+replicas ± their standard deviation, as the papers report "mean ± std of N runs" (report.md; the
+CSV has `*_std` columns beside the means, and `replicas`).
 The plot follows He et al. 2015 Fig. 6: training error dashed, test error solid, against iterations,
-one colour per run; `report.png` holds every run, and each swept axis gets `report_<axis>.png` with
-one panel per value of that axis.
+one colour per run, with a band of ± one standard deviation around a replicated run's test error;
+`report.png` holds every run, and each swept axis gets `report_<axis>.png` with one panel per value
+of that axis.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ def _size(config: dict) -> tuple[int | None, int | None]:
 
 
 def rows(runs: list[dict], fields: list[str]) -> list[dict]:
+  replicated = any(r["config"].get("replicas", 1) > 1 for r in runs)
   out = []
   for r in runs:
     m = r["metrics"]
@@ -84,7 +89,7 @@ def rows(runs: list[dict], fields: list[str]) -> list[dict]:
     evals = [x for x in m if "eval/top1" in x]
     speeds = [x["img_per_s"] for x in m if "img_per_s" in x]
     params, macs = _size(r["config"])
-    out.append({
+    row = {
         "run": r["name"], **{f: flat.get(f) for f in fields}, "params": params, "macs": macs,
         "final_train_err": train_err[-1] if train_err else None,
         "best_train_err": min(train_err) if train_err else None,
@@ -93,7 +98,13 @@ def rows(runs: list[dict], fields: list[str]) -> list[dict]:
         "img_per_s": statistics.median(speeds) if speeds else None,
         "steps": m[-1]["step"] if m else 0,
         "train_steps": r["config"].get("train_steps"),
-    })
+    }
+    if replicated:  # the spread over seeds of each error (the std of an error is that of its accuracy)
+      row["replicas"] = r["config"].get("replicas", 1)
+      last = lambda key: ([x[key] for x in m if key in x] or [None])[-1]
+      row.update(final_train_err_std=last("train/top1_err_std"), test_top1_err_std=last("eval/top1_std"),
+                 test_top5_err_std=last("eval/top5_std"))
+    out.append(row)
   return out
 
 
@@ -113,8 +124,14 @@ def write_tables(table: list[dict], out: Path) -> None:
     writer = csv.DictWriter(f, columns)
     writer.writeheader()
     writer.writerows(table)
-  lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-  lines += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in table]
+  # report.md: "mean ± std" in one cell where a run has replicas; the CSV keeps the two columns
+  shown = [c for c in columns if not (c.endswith("_std") and c[:-4] in columns)]
+
+  def cell(row, c):
+    std = row.get(f"{c}_std")
+    return _cell(row[c]) + (f" ± {std:.4f}" if std is not None and row.get("replicas", 1) > 1 else "")
+  lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+  lines += ["| " + " | ".join(cell(row, c) for c in shown) + " |" for row in table]
   (out / "report.md").write_text("\n".join(lines) + "\n")
 
 
@@ -139,6 +156,12 @@ def _curves(ax, runs, colours):
     if te:
       ax.plot(*zip(*te), "-", color=colour, linewidth=2, marker="o" if len(te) < MARKERS_BELOW else None,
               markersize=6, gid=f"test:{r['name']}")
+      spread = [(x["step"], 100 * x["eval/top1_std"]) for x in m if "eval/top1_std" in x and x.get("mode") != "eval"]
+      if len(spread) == len(te):  # replicas: +- one standard deviation over the seeds
+        steps, mean = zip(*te)
+        std = [s for _, s in spread]
+        ax.fill_between(steps, [a - b for a, b in zip(mean, std)], [a + b for a, b in zip(mean, std)],
+                        color=colour, alpha=0.2, linewidth=0, gid=f"test_std:{r['name']}")
     if tr or te:
       handles.append(Line2D([], [], color=colour, linewidth=2, label=r["name"]))
   styles = [Line2D([], [], color="grey", linestyle="--", marker=".", linewidth=1, label="training error"),

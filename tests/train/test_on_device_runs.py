@@ -93,3 +93,33 @@ def test_replicas_of_a_batch_norm_net_agree_with_single_runs_to_float_tolerance(
     assert losses[2][key].shape == (2,)
     np.testing.assert_allclose(losses[2][key][1], losses[1][key], rtol=1e-5, err_msg=key)
     assert abs(losses[2][key][0] - losses[2][key][1]) > 1e-4   # the two replicas are different runs
+
+
+def test_the_report_shows_replicated_runs_as_mean_and_std(runs, tmp_path):
+  """classic.report: a replicated run's errors are the replicas' mean ± their std (report.md), with
+  `*_std` columns in report.csv, and its test-error curve gets a band of one std."""
+  import csv
+
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  from classic import report
+  summary = report.report(runs["root"], tmp_path)
+  assert summary["runs"] == 3
+  with open(tmp_path / "report.csv") as f:
+    table = {row["run"]: row for row in csv.DictReader(f)}
+  final = runs["three"][-1]
+  three = table["three"]
+  assert three["replicas"] == "3" and table["seed0"]["replicas"] == "1"
+  assert float(three["test_top1_err"]) == pytest.approx(1 - final["eval/top1"], abs=1e-12)
+  assert float(three["test_top1_err_std"]) == pytest.approx(final["eval/top1_std"], abs=1e-12)
+  assert table["seed0"]["test_top1_err_std"] == ""            # one seed: no spread
+  md = (tmp_path / "report.md").read_text().splitlines()
+  assert "test_top1_err_std" not in md[0]
+  assert f"{1 - final['eval/top1']:.4f} ± {final['eval/top1_std']:.4f}" in next(l for l in md if l.startswith("| three"))
+  fig, ax = plt.subplots()
+  loaded = report.load_runs(runs["root"])
+  report._curves(ax, loaded, {r["name"]: "k" for r in loaded})
+  assert [c.get_gid() for c in ax.collections] == ["test_std:three"]
+  plt.close(fig)
