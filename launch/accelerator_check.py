@@ -20,6 +20,12 @@ r"""Checks a GPU/TPU host end to end in one command and writes one JSON report.
    step time of resnet50 (bf16) and resnet20 with `deterministic=True` over `False` (classic.bench in
    subprocesses; a ratio above 1 is what determinism costs).
 
+7. `cifar_speed`: ResNet-20 at batch 128 per device (fp32), as in `train_step`, with its CIFAR data held on the device
+   (`data_on_device=True`: the step draws, gathers and pad-crop-flips its own batch, so this is the
+   Trainer's whole per-step work), timed with `steps_per_call` 1 and 16 and `replicas` 1 and 5:
+   images/s over all replicas, each against the host-fed step of `train_step.resnet20`, and the
+   wall time a 64k-iteration run (He et al.'s schedule) would take at the best single-replica rate.
+
 A section that fails records its error and the others still run; the exit status is 1 if any failed.
 `--size=full` (the default on GPU/TPU) finishes within about 8 minutes on one GPU; `reduced` (the default
 on CPU) keeps every section and field at toy sizes.
@@ -47,10 +53,12 @@ MODELS = (("resnet50_bf16", "resnet", "resnet50", True, 256),
 SIZES = {
     "full": dict(batch_scale=1, image_size={}, steps=20, warmup=3, matmul_n=8192,
                  folder_images=2200, folder_classes=20, input_batch=128, input_batches=16,
-                 real_steps=600, real_batch=128, real_log_every=100, determinism_steps=200),
+                 real_steps=600, real_batch=128, real_log_every=100, determinism_steps=200,
+                 cifar_steps=(1, 16), cifar_replicas=(1, 5), cifar_calls=10),
     "reduced": dict(batch_scale=1 / 32, image_size={"resnet50": 64, "inception_v3": 139}, steps=2, warmup=1,
                     matmul_n=512, folder_images=48, folder_classes=4, input_batch=16, input_batches=2,
-                    real_steps=30, real_batch=32, real_log_every=10, determinism_steps=6),
+                    real_steps=30, real_batch=32, real_log_every=10, determinism_steps=6,
+                    cifar_steps=(1, 4), cifar_replicas=(1, 2), cifar_calls=2),
 }
 
 LIBRARIES = ("jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "libtpu", "flax", "optax",
@@ -115,6 +123,30 @@ def train_steps(size: dict, bf16_peak: float, keys: list[str]) -> dict:
       results[key] = _error(e)
     logging.info("train step %s: %s", key, results[key])
   return results
+
+
+def cifar_speed(size: dict, host_fed: dict) -> dict:
+  """ResNet-20 with its data on the device, K steps per call and N replicas (issue: CIFAR at GPU speed)."""
+  import jax
+
+  from classic import bench
+  runs, host_rate = {}, host_fed.get("img_per_s")
+  batch = max(1, int(128 * size["batch_scale"])) * jax.device_count()   # train_step.resnet20's batch
+  for k in size["cifar_steps"]:
+    for n in size["cifar_replicas"]:
+      config = _config("resnet", "resnet20")
+      config.batch_size, config.data_on_device, config.steps_per_call, config.replicas = batch, True, k, n
+      for field in ("log_every", "eval_every", "checkpoint_every"):   # multiples of K, as validate asks
+        config[field] = k
+      config.train_steps = k
+      r = bench.train_step_speed(config, size["cifar_calls"], 1)
+      runs[f"k{k}_r{n}"] = {"steps_per_call": k, "replicas": n, "img_per_s": r["img_per_s"],
+                            "step_s_median": r["step_s_median"], "compile_s": r["compile_s"],
+                            "over_host_fed_step": r["img_per_s"] / host_rate if host_rate else None}
+      logging.info("cifar speed K=%d N=%d: %s", k, n, runs[f"k{k}_r{n}"])
+  best_single = max(r["img_per_s"] for r in runs.values() if r["replicas"] == 1)
+  return {"variant": "resnet20", "batch": batch, "runs": runs, "host_fed_img_per_s": host_rate,
+          "run_64k_minutes": 64_000 * batch / best_single / 60}
 
 
 def input_pipeline(size: dict, folder: str) -> dict:
@@ -262,6 +294,10 @@ def run(size_name: str, cifar: str, folder: str, models: list[str] = tuple(m[0] 
     report["real_run"] = real_run(size, cifar)
   except Exception as e:  # noqa: BLE001
     report["real_run"] = _error(e)
+  try:
+    report["cifar_speed"] = cifar_speed(size, report["train_step"].get("resnet20", {}))
+  except Exception as e:  # noqa: BLE001
+    report["cifar_speed"] = _error(e)
   with tempfile.TemporaryDirectory() as tmp:
     try:
       report["determinism"] = determinism(size, devices["platform"], tmp)
@@ -274,7 +310,7 @@ def run(size_name: str, cifar: str, folder: str, models: list[str] = tuple(m[0] 
 
 
 def _sections(report: dict):
-  for key in ("matmul_peak", "input_pipeline", "real_run", "determinism"):
+  for key in ("matmul_peak", "input_pipeline", "real_run", "cifar_speed", "determinism"):
     yield key, report.get(key, {})
   for key, value in report.get("train_step", {}).items():
     yield f"train_step.{key}", value
@@ -298,6 +334,10 @@ def summary(report: dict) -> str:
   lines.append("real run           " + (f"error: {rr['error']}" if "error" in rr else
                                        f"{rr['variant']} {rr['steps']} steps: loss {rr['train_loss'][0]:.3f} -> "
                                        f"{rr['train_loss'][-1]:.3f}, test top-1 {rr['eval_top1']:.4f} on {rr['eval_count']} images"))
+  cs = report["cifar_speed"]
+  lines.append("cifar speed        " + (f"error: {cs['error']}" if "error" in cs else ", ".join(
+      f"K={r['steps_per_call']} N={r['replicas']} {r['img_per_s']:.0f} img/s" for r in cs["runs"].values())
+      + f"; 64k iterations in {cs['run_64k_minutes']:.1f} min"))
   dt = report["determinism"]
   lines.append("determinism        " + (f"error: {dt['error']}" if "error" in dt else
                                        f"runs equal {dt['runs_equal']}, resume equal {dt['resume_equal']} "

@@ -37,6 +37,10 @@ def test_reduced_check_writes_every_section(tmp_path):
   run = r["real_run"]
   assert run["eval_count"] == 10000 and run["steps"] == 30 and run["loss_fell"]
   assert run["train_loss"][-1] < run["train_loss"][0] - 0.3                # seen: 3.48 -> 2.32
+  cs = r["cifar_speed"]
+  assert set(cs["runs"]) == {"k1_r1", "k1_r2", "k4_r1", "k4_r2"} and cs["batch"] == step["batch"] == 4
+  assert all(v["img_per_s"] > 0 and v["over_host_fed_step"] > 0 for v in cs["runs"].values())
+  assert cs["run_64k_minutes"] == pytest.approx(64_000 * 4 / max(cs["runs"][k]["img_per_s"] for k in ("k1_r1", "k4_r1")) / 60)
   det = r["determinism"]
   assert det["runs_equal"] and det["resume_equal"] and det["steps"] == 6
   assert det["final"]["eval/count"] == 360 and det["cost"] is None and "deterministic" in det["cost_note"]
