@@ -89,6 +89,9 @@ def deconvnet_mode():
 def load(workdir: str):
   """(config, model, variables, eval pipeline) of a trained run."""
   config = checkpoint.read_config(workdir)
+  if config.get("replicas", 1) > 1:
+    raise VisualizeError(f"{workdir} trained {config.replicas} replicas in one program; visualisations show one "
+                         "network: train the seed you want alone (--config.seed=S, replicas=1).")
   trainer = Trainer(config, workdir, eval_only=True)
   if trainer.checkpointer.latest_step() is None:
     raise VisualizeError(f"{workdir}: no checkpoint; train it first (python -m classic.main --workdir={workdir}).")

@@ -149,6 +149,25 @@ def last_step(workdir: Path) -> int:
     return 0
 
 
+def test_result(workdir: Path) -> str:
+  """The last evaluation metrics.jsonl records, as "test top-1 0.9125" or, for a run of N replicas,
+  "test top-1 0.9125 ± 0.0021 over N seeds" (the papers' mean ± std); '' before any evaluation."""
+  try:
+    lines = (workdir / "metrics.jsonl").read_text().strip().splitlines()
+  except OSError:
+    return ""
+  for line in reversed(lines):
+    try:
+      m = json.loads(line)
+    except ValueError:
+      continue
+    if "eval/top1" in m:
+      seeds = m.get("eval/top1_replicas")
+      return f"test top-1 {m['eval/top1']:.4f}" + (
+          f" ± {m['eval/top1_std']:.4f} over {len(seeds)} seeds" if seeds else "")
+  return ""
+
+
 def resolve(run: dict, sets: list[str]):
   """(config, explicit fields) of a run with the sweep's --set values, built exactly as classic.main
   builds it from the run's command line, and checked (classic.train.validate)."""
@@ -176,7 +195,8 @@ def state(workdir: Path, config, explicit: set[str]) -> tuple[str, str]:
     return "conflict", "; ".join(f"{d}: {_at(old, d)!r} there, {_at(new, d)!r} now" for d in diffs)
   step = last_step(workdir)
   if step >= config.train_steps:
-    return "finished", f"step {step}"
+    result = test_result(workdir)
+    return "finished", f"step {step}" + (f"; {result}" if result else "")
   return "resume", f"at step {step} of {config.train_steps}"
 
 
@@ -348,7 +368,8 @@ def run_pending(pending: list[tuple[str, list[str]]], root: Path, train_steps: d
             for _, other, _ in running:
               other.send_signal(signal.SIGTERM)
         else:
-          print(f"finished {name} (step {step})", flush=True)
+          result = test_result(root / name)
+          print(f"finished {name} (step {step}{f'; {result}' if result else ''})", flush=True)
       for line in progress.lines([n for n, _, _ in running], root, train_steps):
         print(line, flush=True)
       time.sleep(0.2)

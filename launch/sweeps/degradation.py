@@ -5,6 +5,10 @@ option-A shortcuts, so each pair has equal parameter counts). The deeper plain n
 
   python -m launch.sweep launch/sweeps/degradation.py --workdir=runs/degradation \
       --only='(20|32|44|56|110)$' --set=dataset=../shared/data/cifar10-jpg.tar.gz   # CIFAR, shared JPEGs
+
+Table 6 reports ResNet-110 as mean ± std of 5 runs: `--set=data_on_device=True --set=replicas=5` trains
+five seeds of each net in one program on an accelerator (intervals then multiples of steps_per_call),
+and the launcher and `classic.report` give each net's test error as mean ± std over its seeds.
 """
 
 from launch.sweep import product

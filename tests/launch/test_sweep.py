@@ -1,5 +1,6 @@
 """The sweep launcher: names, commands, dry runs, a real tiny sweep, skipping what is finished."""
 
+import json
 import subprocess
 import sys
 
@@ -60,7 +61,10 @@ def test_a_tiny_sweep_runs_and_a_rerun_skips_finished_runs(tmp_path):
     assert read_metrics(root / name)[-1]["eval/count"] == 360
   # What starts nothing runs in this process (the launcher's own checks, without its start-up).
   assert in_process(*args)[0] == 0 and "2 runs: 2 finished, 0 to resume, 0 new" in in_process(*args)[1]
-  assert in_process(*args, "--dry-run")[1].count("\tfinished (step 20)\t") == 2
+  dry = in_process(*args, "--dry-run")[1]
+  for name in ("digits-pool=trainable", "digits-pool=max"):   # with the final test accuracy
+    assert f"{name}\tfinished (step 20; test top-1 {read_metrics(root / name)[-1]['eval/top1']:.4f})\t" in dry
+  assert f"finished digits-pool=max (step 20; test top-1 " in first.stdout
 
   # A run's identity is its whole config, --set included: more steps resume the finished runs ...
   more = [a.replace("train_steps=20", "train_steps=30") for a in args]
@@ -206,3 +210,14 @@ def test_one_ctrl_c_stops_a_two_run_sweep_and_the_stopped_run_resumes(tmp_path):
   assert (first / "checkpoints" / str(stopped)).is_dir()
   dry = launch(*args, "--dry-run").stdout.splitlines()
   assert dry[0].split("\t")[1] == f"resume (at step {stopped} of 100000)" and dry[1].split("\t")[1] == "new"
+
+
+def test_a_replicated_run_is_summed_up_as_mean_and_std_over_its_seeds(tmp_path):
+  (tmp_path / "metrics.jsonl").write_text(
+      json.dumps({"step": 10, "train/loss": 1.0}) + "\n"
+      + json.dumps({"step": 20, "eval/top1": 0.91, "eval/top1_std": 0.0125, "eval/top1_replicas": [0.9, 0.91, 0.92]})
+      + "\n" + '{"step": 30, "train/lo')                 # a line cut by a kill
+  assert sweep.test_result(tmp_path) == "test top-1 0.9100 ± 0.0125 over 3 seeds"
+  (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 20, "eval/top1": 0.5}) + "\n")
+  assert sweep.test_result(tmp_path) == "test top-1 0.5000"
+  assert sweep.test_result(tmp_path / "none") == ""
