@@ -27,8 +27,8 @@ ENV = "CLASSIC_CPU_KERNELS"
 # On CPU, XLA's YNNPACK library path (jaxlib 0.10.2's default for convolutions, dots and some
 # reductions) runs the CIFAR ResNets' 3x3 convolutions and their gradients 1.3x slower than XLA's
 # own Eigen path: a chain of ResNet-20's 19 convolutions trained in 162 ms instead of 210 (batch 128;
-# session 3, docs/performance.md; `python -m launch.benchmarks.convs` against CLASSIC_CPU_KERNELS=0
-# compares them today). An empty YNN fusion list sends them to Eigen.
+# 2026-11-22, docs/performance.md; `python -m launch.benchmarks.convs` against CLASSIC_CPU_KERNELS=0
+# compares them on any machine). An empty YNN fusion list sends them to Eigen.
 CPU_XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=",)
 
 _override: list[bool] = []   # use_cpu_kernels() contexts, innermost last
