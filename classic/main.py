@@ -24,8 +24,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from classic import command, platform
-from classic.data import info as data_info
-from classic.train import checkpoint, mesh, validate
+from classic.train import checkpoint, mesh
 from classic.train.loop import Trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file and variant, e.g. configs/resnet.py:resnet20.",
@@ -84,13 +83,12 @@ def _run(workdir: str) -> int:
   mesh.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                   heartbeat_timeout_s=_HEARTBEAT.value)
   try:
-    if _CONFIG.value is not None:  # a recipe: checked, then moved to the data set the command line names
+    if _CONFIG.value is not None:  # a recipe, with the fields the command line set (it may move it to a data set)
       config, explicit = _CONFIG.value, command.explicit_overrides()
-      validate.check(config, explicit, num_devices=jax.device_count())
-      data_info.adapt(config, explicit)
     else:  # a workdir's config.json: what that run trained with
-      config = checkpoint.read_config(workdir)
-    trainer = Trainer(config, workdir, override_config=_OVERRIDE.value, eval_only=_MODE.value == "eval")
+      config, explicit = checkpoint.read_config(workdir), None
+    trainer = Trainer(config, workdir, explicit=explicit, override_config=_OVERRIDE.value,
+                      eval_only=_MODE.value == "eval")
     if _MODE.value == "eval":
       if trainer.checkpointer.latest_step() is None and not config.init_from:
         raise FileNotFoundError(f"Nothing to evaluate: no checkpoint in {workdir}/checkpoints.")

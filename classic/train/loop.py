@@ -7,7 +7,6 @@ checkpoint every `checkpoint_every` steps with the data position. Evaluation cov
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -18,12 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from classic import platform
-from classic.data import info as data_info, sources
-from classic.data.pipeline import Pipeline
-from classic.data.sources import DataError
-from classic.models import stats
-from classic.train import checkpoint, mesh as mesh_lib, setup, state as state_lib, validate
+from classic.train import mesh as mesh_lib, setup, state as state_lib
 from classic.train.writers import MetricWriter, Progress
 
 
@@ -96,92 +90,19 @@ class StopRequest:
 class Trainer:
   """Holds what one run needs; `train()` runs it to `config.train_steps`, `evaluate()` once."""
 
-  def __init__(self, config, workdir: str, *, override_config: bool = False, eval_only: bool = False):
-    self.config = config
-    self.workdir = workdir
-    os.makedirs(workdir, exist_ok=True)
-    validate.check(config, num_devices=jax.device_count())  # before any data loads
-    if not eval_only:
-      checkpoint.check_config(workdir, config, override=override_config)
-    self.mesh = mesh_lib.make_mesh()
-    self.repl = mesh_lib.replicated(self.mesh)
-    pid, pcount = jax.process_index(), jax.process_count()
-    self.eval_data = Pipeline(config, train=False, process_index=pid, process_count=pcount,
-                              num_devices=jax.device_count())
-    self.train_data = None if eval_only else Pipeline(config, train=True, process_index=pid,
-                                                      process_count=pcount)
-    sample = self.train_data or self.eval_data
-    channels = sources.probe(sample.source, count=1)[0].shape[-1]
-    if self.train_data is not None:
-      images = getattr(self.train_data.source, "images", None)
-      data_info.check(config, self.train_data.source.name, None if images is None else images.shape[1:3], channels)
-    if channels != config.channels:
-      raise DataError(f"{sample.source.name} has {channels}-channel images but config.channels is "
-                      f"{config.channels}: set --config.channels={channels}.")
-    for field, example in (("mean", "(0.0,)"), ("std", "(255.0,)")):
-      if len(config[field]) not in (1, channels):
-        raise DataError(f"config.{field} has {len(config[field])} values for the {channels}-channel images "
-                        f"of {sample.source.name}: give {'1' if channels == 1 else f'1 or {channels}'} values, e.g. --config.{field}='{example}'.")
-    parts = setup.build(config, self.mesh, channels)
-    self.input_shape = parts.input_shape
-    self.model, self.tx, self.lr_fn = parts.model, parts.tx, parts.lr_fn
-    self.state = parts.init()
-    self.checkpointer = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
-    self.start_step = 0
-    self._window: list[dict[str, float]] = []
-    self._warned_input_bound = False
-    if self.checkpointer.latest_step() is not None:
-      self.state, position = self.checkpointer.restore(checkpoint.abstract(self.state))
-      self.start_step = int(position["step"])
-      self._window = list(position.get("window", []))
-    elif config.init_from:
-      self._init_from(config.init_from)
-    if not eval_only:  # written once the run has started: a refused start leaves it as it was
-      checkpoint.write_config(workdir, config)
-    counts = stats.totals(self.model, self.input_shape)
-    self.params, self.macs = counts["params"], counts["macs"]
-    logging.info("%s: %s parameters, %s multiply-adds per image at %s.", config.variant or config.model.name,
-                 f"{self.params:,}", f"{self.macs:,}", self.input_shape[1:])
-    logging.info("%s", platform.determinism_note(config.get("deterministic", True)))
+  def __init__(self, config, workdir: str, *, explicit=None, override_config: bool = False, eval_only: bool = False):
+    """`explicit`: the fields the command line set on a recipe (classic.main); see setup.prepare."""
+    run = setup.prepare(config, workdir, explicit=explicit, eval_only=eval_only, override_config=override_config)
+    self.config, self.workdir, self.mesh = run.config, workdir, run.mesh
+    self.train_data, self.eval_data, self.checkpointer = run.train_data, run.eval_data, run.checkpointer
+    self.state, self.start_step, self._window = run.state, run.start_step, run.window
+    self.params, self.macs = run.params, run.macs
+    parts = run.parts
+    self.model, self.replicas, self._per_call = parts.model, parts.replicas, parts.steps_per_call
+    self._train_step, self._train_steps, self._eval_step = parts.train_step, parts.train_steps, parts.eval_step
     self._inflight = parts.train_step.max_inflight
-    self._per_call, self._train_steps = parts.steps_per_call, parts.train_steps
-    self._train_step, self._eval_step = parts.train_step, parts.eval_step
-    self.replicas = parts.replicas
-    self._device_inputs = None   # config.data_on_device: the split and the run's order, held on the devices
-    if parts.on_device and not eval_only:
-      self._device_inputs = parts.device_inputs(self.train_data.source, config, self.mesh, config.train_steps)
-
-  def _init_from(self, source_workdir: str) -> None:
-    """Copies weights of another run; a head whose class count differs is kept freshly initialised."""
-    other = checkpoint.Checkpointer(source_workdir, 1, async_save=False)
-    if other.latest_step() is None:
-      raise FileNotFoundError(f"init_from: no checkpoint in {source_workdir}/checkpoints.")
-    restored = other.restore_arrays()
-    other.close()
-    src_params, src_stats = restored["params"], restored.get("batch_stats", {})
-
-    def merge(mine, theirs, kind):
-      flat_mine = jax.tree_util.tree_flatten_with_path(mine)[0]
-      flat_theirs = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_flatten_with_path(theirs)[0]}
-      out, fresh = [], []
-      for path, leaf in flat_mine:
-        key = jax.tree_util.keystr(path)
-        src = flat_theirs.get(key)
-        if src is not None and tuple(src.shape) == tuple(leaf.shape):
-          out.append(jax.device_put(np.asarray(src, leaf.dtype), self.repl))
-        else:
-          out.append(leaf)
-          fresh.append(key)
-      if fresh:
-        logging.warning("init_from: %d %s tensors kept fresh (absent or differently shaped): %s",
-                        len(fresh), kind, ", ".join(fresh[:6]))
-      return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(mine), out)
-
-    params = merge(self.state.params, src_params, "parameter")
-    self.state = self.state.replace(
-        params=params, batch_stats=merge(self.state.batch_stats, src_stats, "batch-stat"),
-        opt_state=jax.jit(self.tx.init, out_shardings=self.repl)(params),
-        ema_params=params if self.config.ema_decay else {})
+    self._device_inputs = run.device_inputs   # config.data_on_device: the split and the run's order
+    self._warned_input_bound = False
 
   # ------------------------------------------------------------------------------------------
   def evaluate(self, ema: bool = False, model=None) -> dict[str, float]:

@@ -1,8 +1,19 @@
-"""A run's parts, built once from a config: model, optimizer and schedule, initial state, jitted steps.
+"""A run made ready for its loop, once, before it: `prepare` checks the config, moves a recipe to its
+data set, checks the data, loads the splits, builds the parts and restores the checkpoint.
 
-`Trainer` (loop.py), `classic.bench`, `launch.accelerator_check` and the lowering test
-(tests/train/test_lowering.py) all build their train step here, so the step that is timed or lowered
-for a GPU/TPU is the one that trains: same jit, shardings, donation and in-flight bound.
+  prepare(config, workdir, explicit)
+    validate.check(config, explicit)          every config mistake at once, before any data loads
+    data_info.describe + adapt                a recipe moved to --config.dataset (the data describes itself)
+    checkpoint.check_config                   the workdir trains this config, or nothing yet
+    Pipeline(train), Pipeline(eval)           the splits, sharded per process
+    data_info.check                           augmentation, channels and statistics against the data
+    build(config, mesh) -> Parts              model, optimizer, schedule, jitted steps
+    Parts.init / Checkpointer.restore         the state: fresh, from init_from, or the last checkpoint
+  -> Prepared, which `Trainer` (loop.py) runs.
+
+`build` alone gives the parts for a config without data: `classic.bench`, `launch.accelerator_check`
+and the lowering test (tests/train/test_lowering.py) build their train step there, so the step that is
+timed or lowered for a GPU/TPU is the one that trains: same jit, shardings, donation and in-flight bound.
 """
 
 from __future__ import annotations
@@ -13,13 +24,19 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from jax.sharding import Mesh
 
+import os
+
+import numpy as np
+from absl import logging
+
 from classic import models, platform
-from classic.data import augment, on_device
-from classic.train import mesh as mesh_lib, optim, state as state_lib, step as step_lib
+from classic.data import augment, info as data_info, on_device, sources
+from classic.data.pipeline import Pipeline
+from classic.models import stats
+from classic.train import checkpoint, mesh as mesh_lib, optim, state as state_lib, step as step_lib, validate
 
 
 @dataclasses.dataclass
@@ -113,3 +130,112 @@ def build(config, mesh: Mesh, channels: int | None = None) -> Parts:
                steps_per_call=k, steps_fn=steps_fn,
                train_steps=steps_fn and platform.BoundedInflight(steps_fn, bound),
                on_device=data_on_device, replicas=n, seeds=seeds)
+
+
+@dataclasses.dataclass
+class Prepared:
+  """A run ready for its loop (see `prepare`)."""
+  config: Any
+  mesh: Mesh
+  parts: Parts
+  train_data: Pipeline | None          # None for an evaluation only
+  eval_data: Pipeline
+  checkpointer: checkpoint.Checkpointer
+  state: state_lib.TrainState
+  start_step: int                      # the restored checkpoint's step (0 for a new run)
+  window: list                         # metrics of a partly logged window, from the checkpoint
+  device_inputs: tuple | None          # config.data_on_device: (data, order, seeds) on the devices
+  params: int                          # parameters and multiply-adds per image, as logged
+  macs: int
+
+
+def prepare(config, workdir: str, *, explicit: Any = None, eval_only: bool = False,
+            override_config: bool = False) -> Prepared:
+  """Everything before the loop, in order (module docstring). `explicit`: the dotted fields the
+  command line set on a recipe (classic.main), which also moves it to a --config.dataset; None for a
+  config taken as it is (a workdir's config.json). `eval_only`: no training split, nothing written."""
+  os.makedirs(workdir, exist_ok=True)
+  validate.check(config, explicit or (), num_devices=jax.device_count())  # before any data loads
+  if explicit and "dataset" in explicit:
+    data_info.adapt(config, explicit)
+  if not eval_only:
+    checkpoint.check_config(workdir, config, override=override_config)
+  mesh = mesh_lib.make_mesh()
+  pid, pcount = jax.process_index(), jax.process_count()
+  eval_data = Pipeline(config, train=False, process_index=pid, process_count=pcount, num_devices=jax.device_count())
+  train_data = None if eval_only else Pipeline(config, train=True, process_index=pid, process_count=pcount)
+  channels = _check_data(config, train_data, eval_data)
+  parts = build(config, mesh, channels)
+  state = parts.init()
+  checkpointer = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
+  start_step, window = 0, []
+  if checkpointer.latest_step() is not None:
+    state, position = checkpointer.restore(checkpoint.abstract(state))
+    start_step, window = int(position["step"]), list(position.get("window", []))
+  elif config.init_from:
+    state = init_from(state, config.init_from, parts.tx, mesh, ema=bool(config.ema_decay))
+  if not eval_only:  # written once the run has started: a refused start leaves it as it was
+    checkpoint.write_config(workdir, config)
+  counts = stats.totals(parts.model, parts.input_shape)
+  logging.info("%s: %s parameters, %s multiply-adds per image at %s.", config.variant or config.model.name,
+               f"{counts['params']:,}", f"{counts['macs']:,}", parts.input_shape[1:])
+  logging.info("%s", platform.determinism_note(config.get("deterministic", True)))
+  device_inputs = None
+  if parts.on_device and not eval_only:
+    device_inputs = parts.device_inputs(train_data.source, config, mesh, config.train_steps)
+  return Prepared(config=config, mesh=mesh, parts=parts, train_data=train_data, eval_data=eval_data,
+                  checkpointer=checkpointer, state=state, start_step=start_step, window=window,
+                  device_inputs=device_inputs, params=counts["params"], macs=counts["macs"])
+
+
+def _check_data(config, train_data: Pipeline | None, eval_data: Pipeline) -> int:
+  """The data checks of a run, in one place: the augmentation against the training images' size,
+  the channels and the normalisation against the images (each split's classes are checked where it
+  loads, sources.check_classes). Returns the images' channel count."""
+  sample = train_data or eval_data
+  images = getattr(sample.source, "images", None)   # an in-memory split knows its shape
+  channels = images.shape[-1] if images is not None else sources.probe(sample.source, count=1)[0].shape[-1]
+  if train_data is not None:
+    data_info.check(config, sample.source.name, None if images is None else images.shape[1:3], channels)
+  if channels != config.channels:
+    raise sources.DataError(f"{sample.source.name} has {channels}-channel images but config.channels is "
+                            f"{config.channels}: set --config.channels={channels}.")
+  for field, example in (("mean", "(0.0,)"), ("std", "(255.0,)")):
+    if len(config[field]) not in (1, channels):
+      raise sources.DataError(
+          f"config.{field} has {len(config[field])} values for the {channels}-channel images of "
+          f"{sample.source.name}: give {'1' if channels == 1 else f'1 or {channels}'} values, e.g. "
+          f"--config.{field}='{example}'.")
+  return channels
+
+
+def init_from(state: state_lib.TrainState, source_workdir: str, tx: optax.GradientTransformation, mesh: Mesh,
+              ema: bool) -> state_lib.TrainState:
+  """`state` with the weights of another run's last checkpoint (config.init_from); a tensor that is
+  absent there or shaped differently (a head of another class count) is kept freshly initialised."""
+  repl = mesh_lib.replicated(mesh)
+  other = checkpoint.Checkpointer(source_workdir, 1, async_save=False)
+  if other.latest_step() is None:
+    raise FileNotFoundError(f"init_from: no checkpoint in {source_workdir}/checkpoints.")
+  restored = other.restore_arrays()
+  other.close()
+
+  def merge(mine, theirs, kind):
+    flat_theirs = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_flatten_with_path(theirs)[0]}
+    out, fresh = [], []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(mine)[0]:
+      key = jax.tree_util.keystr(path)
+      src = flat_theirs.get(key)
+      if src is not None and tuple(src.shape) == tuple(leaf.shape):
+        out.append(jax.device_put(np.asarray(src, leaf.dtype), repl))
+      else:
+        out.append(leaf)
+        fresh.append(key)
+    if fresh:
+      logging.warning("init_from: %d %s tensors kept fresh (absent or differently shaped): %s",
+                      len(fresh), kind, ", ".join(fresh[:6]))
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(mine), out)
+
+  params = merge(state.params, restored["params"], "parameter")
+  return state.replace(params=params, batch_stats=merge(state.batch_stats, restored.get("batch_stats", {}), "batch-stat"),
+                       opt_state=jax.jit(tx.init, out_shardings=repl)(params), ema_params=params if ema else {})
