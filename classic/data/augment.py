@@ -24,6 +24,11 @@ from PIL import Image
 
 from classic.data import photometric
 
+# config.augment's and config.eval_crop's values (classic.train.defaults.CHOICES reads them here).
+AUGMENTATIONS = ("none", "shift", "cifar", "imagenet", "inception")
+BATCHED = ("none", "shift", "cifar")   # the ones computed on whole in-memory batches (host, or on_device)
+EVAL_CROPS = ("center", "ten_crop", "multi_crop_144", "full", "dense")
+
 # ImageNet RGB covariance eigen-decomposition on the 0-1 scale (as used with AlexNet's lighting noise).
 LIGHTING_EIGVAL = np.array([0.2175, 0.0188, 0.0045], np.float32)
 LIGHTING_EIGVEC = np.array([[-0.5675, 0.7192, 0.4009],

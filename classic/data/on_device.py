@@ -27,10 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from classic.data import sources
+from classic.data import augment, sources
 from classic.data.pipeline import epoch_order
 
-AUGMENTATIONS = ("none", "shift", "cifar")   # the ones computed here (the host path has them all)
 CROP_PAD = 4                                 # the 'shift'/'cifar' crop's zero border (augment.pad_crop_flip)
 
 
@@ -83,8 +82,8 @@ def problem(config) -> str | None:
   """Why `config` cannot use data_on_device (one sentence with the fix), or None."""
   if not config.get("data_on_device", False):
     return None
-  if config.augment not in AUGMENTATIONS:
-    return (f"data_on_device computes the {', '.join(map(repr, AUGMENTATIONS))} augmentations on the device, not "
+  if config.augment not in augment.BATCHED:
+    return (f"data_on_device computes the {', '.join(map(repr, augment.BATCHED))} augmentations on the device, not "
             f"{config.augment!r}: set --config.data_on_device=False")
   if not config.in_memory:
     return "data_on_device holds the split in memory: set --config.in_memory=True (or data_on_device=False)"

@@ -31,8 +31,6 @@ from absl import logging
 
 from classic.data import augment, examples, sources
 
-VECTORISED = ("none", "cifar", "shift")  # augmentations done on whole in-memory batches
-
 
 class Pipeline:
 
@@ -59,7 +57,7 @@ class Pipeline:
     self.local_batch = batch // process_count
     self.row0 = process_index * self.local_batch
     self.seed = config.seed
-    self.vectorised = isinstance(self.source, sources.InMemory) and config.augment in VECTORISED
+    self.vectorised = isinstance(self.source, sources.InMemory) and config.augment in augment.BATCHED
     self.maker = ExampleMaker(self.source, config, self._pad, self.global_batch)
     # grain worker processes for encoded sources; in-memory arrays are augmented in threads here
     self.workers = 0 if self.vectorised or isinstance(self.source, sources.InMemory) else data_workers(config)
@@ -190,8 +188,8 @@ class ExampleMaker:
     self.eval_scales = dense_scales(config)
     self.skip_corrupt = config.corrupt_files == "skip"
     self._perm: tuple[int, np.ndarray] | None = None
-    if self.augment not in ("none", "shift", "cifar", "imagenet", "inception"):
-      raise ValueError(f"Unknown augment {self.augment!r}: use 'none', 'shift', 'cifar', 'imagenet' or 'inception'.")
+    if self.augment not in augment.AUGMENTATIONS:
+      raise ValueError(f"Unknown augment {self.augment!r}: use one of {', '.join(map(repr, augment.AUGMENTATIONS))}.")
 
   def __getstate__(self):
     return {**self.__dict__, "_perm": None}
@@ -269,8 +267,8 @@ class ExampleMaker:
     dense test scales) at the evaluation size."""
     data, label = self._record(index)
     crop, size = self.eval_crop, self.eval_size
-    if crop not in ("center", "ten_crop", "multi_crop_144", "full", "dense"):
-      raise ValueError(f"Unknown eval_crop {crop!r}: use 'center', 'ten_crop', 'multi_crop_144', 'full' or 'dense'.")
+    if crop not in augment.EVAL_CROPS:
+      raise ValueError(f"Unknown eval_crop {crop!r}: use one of {', '.join(map(repr, augment.EVAL_CROPS))}.")
     try:
       if isinstance(data, bytes) and not self.pad and crop == "center":
         return examples.center_crop(data, size, self.eval_resize), label

@@ -59,6 +59,7 @@ def fork(*specs) -> Split:
   return Split(tuple(specs))
 
 
+LAYOUTS = ("paper", "tf_slim")   # the enumerated `layout` field's values (CHOICES)
 MAX_POOL = PoolSpec("max", 3, 2, "valid")   # the 3x3/2 'V' max pool of the stems and reductions
 AVG_POOL = PoolSpec("avg", 3, 1, "same")    # the 3x3/1 average pool of the Inception modules
 V = "valid"
@@ -237,7 +238,7 @@ class InceptionV4(_Inception):
   """Inception-v4 (Fig. 9). `blocks`: Inception-A/B/C repeats; `reduction_a`: Fig. 7's k, l, m, n."""
 
   # Valid values of the enumerated fields (checked by classic.models.check_config before a run starts).
-  CHOICES = {"layout": ("paper", "tf_slim")}
+  CHOICES = {"layout": LAYOUTS}
 
   num_classes: int = 1000
   layout: str = "paper"            # or 'tf_slim' (timm's branch orders; see the module docstring)
@@ -326,8 +327,7 @@ class InceptionResNetV1(_InceptionResNet):
 class InceptionResNetV2(_InceptionResNet):
   """Inception-ResNet-v2: `layout='paper'` (Figs. 3, 15-19) or 'tf_slim' (see the module docstring)."""
 
-  # Valid values of the enumerated fields (checked by classic.models.check_config before a run starts).
-  CHOICES = {"layout": ("paper", "tf_slim")}
+  CHOICES = {"layout": LAYOUTS}
 
   num_classes: int = 1000
   layout: str = "paper"

@@ -39,6 +39,11 @@ from classic.models import register, variant
 from classic.models.layers import (BatchNorm, Conv, ConvBN, fusion_barrier, he_normal, max_pool, relu,
                                    symmetric)
 
+# The enumerated fields' values (ResNet.CHOICES, checked before a run starts).
+STEMS = ("imagenet", "cifar")
+SHORTCUTS = ("A", "B", "C")        # He et al. 2015 §4.1: zero-padding, projections where needed, all projections
+PREACT_LAYOUTS = ("paper", "keras")
+
 IMAGENET_STAGES = {
     18: ("basic", (2, 2, 2, 2)),
     34: ("basic", (3, 4, 6, 3)),
@@ -56,7 +61,7 @@ def layout(depth: int, stem: str) -> tuple[str, tuple[int, ...]]:
       raise ValueError(f"ImageNet ResNet depth must be one of {sorted(IMAGENET_STAGES)}, got {depth}.")
     return IMAGENET_STAGES[depth]
   if stem != "cifar":
-    raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}.")
+    raise ValueError(f"stem must be one of {', '.join(map(repr, STEMS))}, got {stem!r}.")
   if (depth - 2) % 6 == 0 and depth not in (164, 1001):
     return "basic", ((depth - 2) // 6,) * 3
   if (depth - 2) % 9 == 0:
@@ -150,7 +155,7 @@ class Block(nn.Module):
     if not changes_shape:
       return x
     if self.shortcut != "A":
-      raise ValueError(f"shortcut must be 'A', 'B' or 'C', got {self.shortcut!r}.")
+      raise ValueError(f"shortcut must be one of {', '.join(map(repr, SHORTCUTS))}, got {self.shortcut!r}.")
     return option_a(x, self.strides, out_features)
 
 
@@ -171,7 +176,7 @@ class ResNet(nn.Module):
   """ResNet v1/v2 or plain net. See the module docstring for the fields' papers and tables."""
 
   # Valid values of the enumerated fields (checked by classic.models.check_config before a run starts).
-  CHOICES = {"stem": ("imagenet", "cifar"), "shortcut": ("A", "B", "C"), "preact_layout": ("paper", "keras")}
+  CHOICES = {"stem": STEMS, "shortcut": SHORTCUTS, "preact_layout": PREACT_LAYOUTS}
 
   @staticmethod
   def unused_fields(fields) -> dict[str, str]:
@@ -203,8 +208,8 @@ class ResNet(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     block_type, stages = layout(self.depth, self.stem)
-    if self.preact_layout not in ("paper", "keras"):
-      raise ValueError(f"preact_layout must be 'paper' or 'keras', got {self.preact_layout!r}.")
+    if self.preact_layout not in PREACT_LAYOUTS:
+      raise ValueError(f"preact_layout must be one of {', '.join(map(repr, PREACT_LAYOUTS))}, got {self.preact_layout!r}.")
     keras_v2 = self.preact and self.preact_layout == "keras"
     bn = functools.partial(BatchNorm, group_size=self.bn_group_size, epsilon=self.bn_epsilon,
                            dtype=self.dtype)

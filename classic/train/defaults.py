@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import ml_collections
 
+from classic.data import augment
+from classic.train import optim
+
 
 def defaults() -> ml_collections.ConfigDict:
   """Every field of a run config with its default; recipes (configs/) change values, never add fields."""
@@ -82,15 +85,16 @@ def defaults() -> ml_collections.ConfigDict:
 
 
 # The enumerated fields' valid values (classic.train.validate checks them before anything loads).
+# Each list lives with the code that reads the field; the model's own fields are the model classes' CHOICES.
 CHOICES = {
-    "augment": ("none", "shift", "cifar", "imagenet", "inception"),
-    "eval_crop": ("center", "ten_crop", "multi_crop_144", "full", "dense"),
+    "augment": augment.AUGMENTATIONS,
+    "eval_crop": augment.EVAL_CROPS,
     "corrupt_files": ("stop", "skip"),
     "nonfinite": ("stop", "skip"),
-    "optimizer.name": ("sgd", "rmsprop", "adam"),
-    "optimizer.schedule": ("constant", "steps", "exponential", "cosine"),
-    "optimizer.weight_decay_style": ("l2", "decoupled"),
-    "optimizer.decay_params": ("all", "kernels"),
+    "optimizer.name": optim.OPTIMIZERS,
+    "optimizer.schedule": optim.SCHEDULES,
+    "optimizer.weight_decay_style": optim.WEIGHT_DECAY_STYLES,
+    "optimizer.decay_params": optim.DECAY_PARAMS,
 }
 
 # Fields that count only under a value of another: {field: (the other, its values that use the field)}.

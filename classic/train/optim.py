@@ -19,6 +19,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
+# The enumerated fields' values (classic.train.defaults.CHOICES reads them here).
+OPTIMIZERS = ("sgd", "rmsprop", "adam")
+SCHEDULES = ("constant", "steps", "exponential", "cosine")
+WEIGHT_DECAY_STYLES = ("l2", "decoupled")
+DECAY_PARAMS = ("all", "kernels")
+
 
 def schedule(config) -> Callable[[jax.Array], jax.Array]:
   o = config.optimizer
@@ -37,7 +43,7 @@ def schedule(config) -> Callable[[jax.Array], jax.Array]:
   elif o.schedule == "cosine":
     base = optax.cosine_decay_schedule(lr, max(1, config.train_steps))
   else:
-    raise ValueError(f"Unknown optimizer.schedule {o.schedule!r}: use constant, steps, exponential, cosine.")
+    raise ValueError(f"Unknown optimizer.schedule {o.schedule!r}: use one of {', '.join(SCHEDULES)}.")
   if not warmup:
     return base
   return lambda step: jnp.where(step < warmup, lr * (step + 1) / warmup, base(step))
@@ -49,7 +55,7 @@ def _decay_mask(which: str):
   if which == "kernels":
     return lambda params: jax.tree_util.tree_map_with_path(
         lambda path, _: getattr(path[-1], "key", None) == "kernel", params)
-  raise ValueError(f"optimizer.decay_params must be 'all' or 'kernels', got {which!r}.")
+  raise ValueError(f"optimizer.decay_params must be one of {', '.join(map(repr, DECAY_PARAMS))}, got {which!r}.")
 
 
 def renormalize_filters(radius: float) -> optax.GradientTransformation:
@@ -77,8 +83,9 @@ def create(config) -> tuple[optax.GradientTransformation, Callable]:
   o = config.optimizer
   lr = schedule(config)
   decay = optax.add_decayed_weights(o.weight_decay, _decay_mask(o.decay_params)) if o.weight_decay else None
-  if o.weight_decay_style not in ("l2", "decoupled"):
-    raise ValueError(f"optimizer.weight_decay_style must be 'l2' or 'decoupled', got {o.weight_decay_style!r}.")
+  if o.weight_decay_style not in WEIGHT_DECAY_STYLES:
+    raise ValueError(f"optimizer.weight_decay_style must be one of {', '.join(map(repr, WEIGHT_DECAY_STYLES))}, "
+                     f"got {o.weight_decay_style!r}.")
   l2 = decay if o.weight_decay_style == "l2" else None
   decoupled = decay if o.weight_decay_style == "decoupled" else None
   if o.name == "sgd":
@@ -89,7 +96,7 @@ def create(config) -> tuple[optax.GradientTransformation, Callable]:
   elif o.name == "adam":
     core = [optax.scale_by_adam()]
   else:
-    raise ValueError(f"Unknown optimizer.name {o.name!r}: use sgd, rmsprop or adam.")
+    raise ValueError(f"Unknown optimizer.name {o.name!r}: use one of {', '.join(OPTIMIZERS)}.")
   chain = [optax.clip_by_global_norm(o.grad_clip)] if o.grad_clip else []
   chain += [l2] if l2 else []
   chain += core

@@ -59,7 +59,7 @@ def test_resnet_keras_preact_layout():
   biases = sum(int(np.prod(v["conv2"]["bias"].shape)) for k, v in keras.items() if "conv2" in v) + \
       sum(int(np.prod(v["proj"]["bias"].shape)) for k, v in keras.items() if "proj" in v) + 64
   assert n_params(keras) == n_params(paper) + biases
-  with pytest.raises(ValueError, match="'paper' or 'keras'"):
+  with pytest.raises(ValueError, match="preact_layout must be one of 'paper', 'keras', got 'tf'"):
     shapes(resnet(depth=50, preact=True, preact_layout="tf"), 64)
 
 
