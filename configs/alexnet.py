@@ -28,15 +28,14 @@ DEVIATIONS = (
     "paper does (§4.1).",
 )
 
-STEPS_PER_EPOCH = 10_009  # 1,281,167 / 128
 
 
 def alexnet(model_variant: str):
   c = common.imagenet(model_variant, batch_size=128,
-                      train_steps=90 * STEPS_PER_EPOCH, eval_every=5 * STEPS_PER_EPOCH,
+                      train_epochs=90, eval_every_epochs=5,
                       scale_range=(256, 256), pca_lighting=0.1)
   c.optimizer.weight_decay = 5e-4
-  common.steps_schedule(c, 0.01, [e * STEPS_PER_EPOCH for e in (30, 60, 80)])
+  common.steps_schedule(c, 0.01, epochs=(30, 60, 80))
   return c
 
 

@@ -15,7 +15,7 @@ import ml_collections
 
 from classic import models
 from classic.data import normalization
-from classic.train import defaults
+from classic.train import defaults, epochs
 
 IMAGENET_MEAN, IMAGENET_STD = normalization.IMAGENET_MEAN, normalization.IMAGENET_STD
 CIFAR_MEAN, CIFAR_STD = normalization.CIFAR_MEAN, normalization.CIFAR_STD
@@ -42,21 +42,26 @@ def select(arg: str | None, variants: dict[str, Callable[[], ml_collections.Conf
                      f"Valid variants: {', '.join(variants)}.")
   config = variants[name]()
   config.variant = f"{family}:{name}"
+  epochs.resolve(config, epochs.TRAIN_EXAMPLES.get(config.dataset))  # for its own data; again at the start
   return config
 
 
-def steps_schedule(c: ml_collections.ConfigDict, lr: float, boundaries: tuple[int, ...],
-                   factor: float = 0.1) -> None:
+def steps_schedule(c: ml_collections.ConfigDict, lr: float, boundaries: tuple[int, ...] = (),
+                   factor: float = 0.1, *, epochs: tuple[float, ...] = ()) -> None:
+  """lr multiplied by `factor` at each boundary: given in steps (`boundaries`) or in `epochs`."""
   c.optimizer.lr = lr
   c.optimizer.schedule = "steps"
-  c.optimizer.boundaries = tuple(boundaries)
+  c.optimizer.boundaries = tuple(boundaries) or c.optimizer.boundaries
+  c.optimizer.boundary_epochs = tuple(epochs)
   c.optimizer.factor = factor
 
 
-def imagenet(model_variant: str, *, batch_size: int, train_steps: int, eval_every: int,
-             augment: str = "imagenet", mean=IMAGENET_MEAN, std=IMAGENET_STD, eval_resize: int = 256,
-             scale_range: tuple[int, int] | None = None, pca_lighting: float = 0.0) -> ml_collections.ConfigDict:
-  """ImageNet (ILSVRC-2012 via TFDS): streamed, centre-crop evaluation on 'validation', 1,000 classes."""
+def imagenet(model_variant: str, *, batch_size: int, train_epochs: float = 0.0, train_steps: int = 0,
+             eval_every_epochs: float, augment: str = "imagenet", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+             eval_resize: int = 256, scale_range: tuple[int, int] | None = None,
+             pca_lighting: float = 0.0) -> ml_collections.ConfigDict:
+  """ImageNet (ILSVRC-2012 via TFDS): streamed, centre-crop evaluation on 'validation', 1,000 classes.
+  The length in epochs (`train_epochs`) or, where the paper counts iterations, in `train_steps`."""
   c = base(model_variant)
   c.dataset = "imagenet2012"
   c.eval_split = "validation"
@@ -69,25 +74,25 @@ def imagenet(model_variant: str, *, batch_size: int, train_steps: int, eval_ever
   c.eval_resize = eval_resize
   c.mean, c.std = tuple(mean), tuple(std)
   c.batch_size = batch_size
-  c.train_steps = train_steps
+  c.train_epochs = train_epochs
+  c.train_steps = train_steps or c.train_steps
   c.log_every = 100
-  c.eval_every = eval_every
+  c.eval_every_epochs = eval_every_epochs
   c.checkpoint_every = 2000
   return c
 
 
-def inception_imagenet(model_variant: str, steps_per_epoch: int = 5005) -> ml_collections.ConfigDict:
+def inception_imagenet(model_variant: str) -> ml_collections.ConfigDict:
   """ImageNet at 299 with the recipe of Szegedy et al. 2015 ("Rethinking", §8) and 2016 (Inception-v4):
   RMSProp (decay 0.9, epsilon 1.0, momentum 0.9), lr 0.045 x 0.94 every 2 epochs, gradient clipping
   2.0, label smoothing 0.1, Polyak averaging; weight decay 4e-5 on kernels (TF-slim), [-1, 1] inputs,
   87.5 % central crop (342 -> 299) for evaluation."""
-  c = imagenet(model_variant, batch_size=256, train_steps=100 * steps_per_epoch,
-               eval_every=5 * steps_per_epoch, augment="inception", mean=TF_MEAN, std=TF_STD,
-               eval_resize=342)
+  c = imagenet(model_variant, batch_size=256, train_epochs=100, eval_every_epochs=5, augment="inception",
+               mean=TF_MEAN, std=TF_STD, eval_resize=342)
   o = c.optimizer
   o.name, o.lr, o.rms_decay, o.eps, o.momentum = "rmsprop", 0.045, 0.9, 1.0, 0.9
   o.weight_decay, o.decay_params, o.grad_clip = 4e-5, "kernels", 2.0
-  o.schedule, o.decay_every, o.factor = "exponential", 2 * steps_per_epoch, 0.94
+  o.schedule, o.decay_every_epochs, o.factor = "exponential", 2, 0.94
   c.label_smoothing = 0.1
   c.ema_decay = 0.9999
   return c

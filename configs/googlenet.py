@@ -34,19 +34,18 @@ DEVIATIONS = (
     "`--config.eval_crop=multi_crop_144`.",
 )
 
-STEPS_PER_EPOCH = 5005            # 1,281,167 / 256
 CAFFE_MEAN = (123.0, 117.0, 104.0)  # bvlc_googlenet's mean_value (104, 117, 123) in BGR
 
 
 def googlenet(model_variant: str):
-  c = common.imagenet(model_variant, batch_size=256, train_steps=250 * STEPS_PER_EPOCH,
-                      eval_every=10 * STEPS_PER_EPOCH, augment="inception", mean=CAFFE_MEAN,
+  c = common.imagenet(model_variant, batch_size=256, train_epochs=250,
+                      eval_every_epochs=10, augment="inception", mean=CAFFE_MEAN,
                       std=(1.0, 1.0, 1.0))
   c.optimizer.lr = 0.08
   c.optimizer.weight_decay = 2e-4
   c.optimizer.decay_params = "kernels"
   c.optimizer.schedule = "exponential"
-  c.optimizer.decay_every = 8 * STEPS_PER_EPOCH
+  c.optimizer.decay_every_epochs = 8
   c.optimizer.factor = 0.96
   c.aux_weight = 0.3
   c.ema_decay = 0.9999

@@ -36,18 +36,17 @@ DEVIATIONS = (
     "(`photometric=0.5`).",
 )
 
-STEPS_PER_EPOCH = 5005  # 1,281,167 / 256
 
 
 def inception_v2(model_variant: str, lr: float = 0.045):
-  c = common.imagenet(model_variant, batch_size=256, train_steps=100 * STEPS_PER_EPOCH,
-                      eval_every=5 * STEPS_PER_EPOCH, augment="inception", mean=common.TF_MEAN,
+  c = common.imagenet(model_variant, batch_size=256, train_epochs=100,
+                      eval_every_epochs=5, augment="inception", mean=common.TF_MEAN,
                       std=common.TF_STD)
   c.optimizer.lr = lr
   c.optimizer.weight_decay = 4e-5
   c.optimizer.decay_params = "kernels"
   c.optimizer.schedule = "exponential"
-  c.optimizer.decay_every = round(8 / 6 * STEPS_PER_EPOCH)
+  c.optimizer.decay_every_epochs = 8 / 6
   c.optimizer.factor = 0.96
   c.aux_weight = 0.3
   c.photometric = 0.5   # §4.2.1: "reduce the photometric distortions"; by how much is our choice

@@ -32,11 +32,10 @@ DEVIATIONS = (
     "Keras and torchvision build the net whose weights they publish.",
 )
 
-STEPS_PER_EPOCH = 5005  # 1,281,167 / 256
 
 
 def inception_v3(model_variant: str):
-  c = common.inception_imagenet(model_variant, STEPS_PER_EPOCH)
+  c = common.inception_imagenet(model_variant)
   c.aux_weight = 0.4                 # TF-slim's auxiliary loss weight
   return c
 

@@ -28,11 +28,10 @@ DEVIATIONS = (
     "applies it to kernels only (`--config.optimizer.decay_params=kernels`).",
 )
 
-STEPS_PER_EPOCH = 5005  # 1,281,167 / 256
 
 
 def imagenet(model_variant: str):
-  c = common.inception_imagenet(model_variant, STEPS_PER_EPOCH)
+  c = common.inception_imagenet(model_variant)
   c.optimizer.decay_params = "all"   # weight decay on every parameter here (TF-slim: kernels only)
   return c
 

@@ -29,7 +29,6 @@ DEVIATIONS = (
     "on CIFAR-10 (§4.2), not available here.",
 )
 
-STEPS_PER_EPOCH_IMAGENET = 20_018  # 1,281,167 / 64
 
 
 def nin_cifar():
@@ -39,11 +38,9 @@ def nin_cifar():
 
 
 def nin_imagenet():
-  c = common.imagenet("nin_imagenet", batch_size=64,
-                      train_steps=90 * STEPS_PER_EPOCH_IMAGENET,
-                      eval_every=5 * STEPS_PER_EPOCH_IMAGENET, scale_range=(256, 256))
+  c = common.imagenet("nin_imagenet", batch_size=64, train_epochs=90, eval_every_epochs=5, scale_range=(256, 256))
   c.optimizer.weight_decay = 5e-4
-  common.steps_schedule(c, 0.01, [e * STEPS_PER_EPOCH_IMAGENET for e in (30, 60, 80)])
+  common.steps_schedule(c, 0.01, epochs=(30, 60, 80))
   return c
 
 

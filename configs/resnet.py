@@ -35,16 +35,15 @@ DEVIATIONS = (
 
 IMAGENET_DEPTHS = (18, 34, 50, 101, 152)
 CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
-STEPS_PER_EPOCH_IMAGENET = 5005  # 1,281,167 / 256
 
 
 def imagenet(model_variant: str):
   c = common.imagenet(model_variant, batch_size=256, train_steps=600_000,
-                      eval_every=10 * STEPS_PER_EPOCH_IMAGENET, pca_lighting=0.1)
-  common.steps_schedule(c, 0.1, [e * STEPS_PER_EPOCH_IMAGENET for e in (30, 60, 90)])
+                      eval_every_epochs=10, pca_lighting=0.1)
+  common.steps_schedule(c, 0.1, epochs=(30, 60, 90))
   if c.model.preact:  # He et al. 2016 / fb.resnet.torch: /10 every 30 epochs, 90 epochs
-    c.train_steps = 90 * STEPS_PER_EPOCH_IMAGENET
-    common.steps_schedule(c, 0.1, [e * STEPS_PER_EPOCH_IMAGENET for e in (30, 60)])
+    c.train_epochs = 90
+    common.steps_schedule(c, 0.1, epochs=(30, 60))
     c.eval_image_size = c.eval_resize = 320   # Table 5's 320x320 single-crop test of a 224-trained net
   return c
 

@@ -36,16 +36,15 @@ DEVIATIONS = (
     "`dense` are separate settings.",
 )
 
-STEPS_PER_EPOCH = 5005  # 1,281,167 / 256
 # Table 1's columns, by the model variants' names (C has no depth name of its own: vgg16_1x1).
 COLUMNS = {"A": "vgg11", "A_lrn": "vgg11_lrn", "B": "vgg13", "C": "vgg16_1x1", "D": "vgg16", "E": "vgg19"}
 
 
 def vgg(model_variant: str):
   c = common.imagenet(model_variant, batch_size=256, train_steps=370_000,
-                      eval_every=5 * STEPS_PER_EPOCH, scale_range=(256, 256), pca_lighting=0.1)
+                      eval_every_epochs=5, scale_range=(256, 256), pca_lighting=0.1)
   c.optimizer.weight_decay = 5e-4
-  common.steps_schedule(c, 0.01, [e * STEPS_PER_EPOCH for e in (20, 40, 60)])
+  common.steps_schedule(c, 0.01, epochs=(20, 40, 60))
   return c
 
 

@@ -23,15 +23,13 @@ DEVIATIONS = (
     "Weight decay 5e-4, AlexNet's: the paper gives none.",
 )
 
-STEPS_PER_EPOCH = 10_009  # 1,281,167 / 128
 
 
 def zfnet():
-  c = common.imagenet("zfnet", batch_size=128, train_steps=70 * STEPS_PER_EPOCH,
-                      eval_every=5 * STEPS_PER_EPOCH, scale_range=(256, 256))
+  c = common.imagenet("zfnet", batch_size=128, train_epochs=70, eval_every_epochs=5, scale_range=(256, 256))
   c.optimizer.weight_decay = 5e-4
   c.optimizer.filter_radius = 0.1   # §3: conv filters whose RMS exceeds 1e-1 renormalised to it
-  common.steps_schedule(c, 0.01, [e * STEPS_PER_EPOCH for e in (30, 50)])
+  common.steps_schedule(c, 0.01, epochs=(30, 50))
   return c
 
 

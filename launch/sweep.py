@@ -172,16 +172,17 @@ def resolve(run: dict, sets: list[str]):
   """(config, explicit fields) of a run with the sweep's --set values, built exactly as classic.main
   builds it from the run's command line, and checked (classic.train.validate)."""
   from classic import command
-  from classic.train import validate
+  from classic.train import epochs, validate
   overrides = sets + [f"{k}={v}" for k, v in run.items() if k != "config"]
   config, explicit = command.load_config(run["config"], overrides)
+  epochs.prefer_explicit(config, explicit)     # as classic.train.setup.prepare does
   validate.check(config, explicit)
   return config, explicit
 
 
 def state(workdir: Path, config, explicit: set[str]) -> tuple[str, str]:
   """(new | finished | resume | conflict, detail) of a run whose requested config is `config`."""
-  from classic.train import checkpoint
+  from classic.train import checkpoint, epochs
   try:
     old = json.loads((workdir / "config.json").read_text())
   except FileNotFoundError:
@@ -190,14 +191,18 @@ def state(workdir: Path, config, explicit: set[str]) -> tuple[str, str]:
     return "conflict", f"unreadable config.json ({e})"
   new = json.loads(config.to_json_best_effort())
   derived = set(old.get("derived_from_data", ())) - explicit
-  diffs = checkpoint.differing_fields(old, new, ignore=derived | {"derived_from_data"})
+  # A step count set in epochs is resolved for the data the run read (classic.train.epochs): the
+  # workdir's value is the one that counts, as long as the epochs agree.
+  in_epochs = {field for field, twin in epochs.EPOCH_FIELDS if _at(new, twin) and _at(old, twin) == _at(new, twin)}
+  diffs = checkpoint.differing_fields(old, new, ignore=derived | in_epochs | {"derived_from_data"})
   if diffs:
     return "conflict", "; ".join(f"{d}: {_at(old, d)!r} there, {_at(new, d)!r} now" for d in diffs)
   step = last_step(workdir)
-  if step >= config.train_steps:
+  train_steps = old.get("train_steps", config.train_steps) if "train_steps" in in_epochs else config.train_steps
+  if step >= train_steps:
     result = test_result(workdir)
     return "finished", f"step {step}" + (f"; {result}" if result else "")
-  return "resume", f"at step {step} of {config.train_steps}"
+  return "resume", f"at step {step} of {train_steps}"
 
 
 def _at(tree: dict, dotted: str):

@@ -18,6 +18,7 @@ from absl import logging
 
 # Fields that may change when a run is resumed: they do not change what is being trained.
 RESUMABLE_FIELDS = {"train_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
+                    "train_epochs", "eval_every_epochs", "checkpoint_every_epochs",
                     "data_dir", "cache_dir", "eval_batch_size", "nonfinite", "init_from", "deterministic",
                     "steps_per_call"}
 

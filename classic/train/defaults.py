@@ -45,10 +45,13 @@ def defaults() -> ml_collections.ConfigDict:
   c.batch_size = 128           # global, over all devices and hosts
   c.eval_batch_size = 0        # 0 = batch_size
   c.train_steps = 1000
+  c.train_epochs = 0.0         # > 0: the run's length in epochs; train_steps follows (classic.train.epochs)
   c.seed = 0
   c.log_every = 50
   c.eval_every = 500
+  c.eval_every_epochs = 0.0    # > 0: eval_every in epochs
   c.checkpoint_every = 500
+  c.checkpoint_every_epochs = 0.0
   c.keep_checkpoints = 3
   c.steps_per_call = 1         # train steps per jitted call (lax.scan over K batches): fewer dispatches
   c.replicas = 1               # N runs of seeds seed..seed+N-1 in one program (jax.vmap; needs data_on_device)
@@ -67,9 +70,11 @@ def defaults() -> ml_collections.ConfigDict:
   c.optimizer.filter_radius = 0.0         # >0: conv filters' RMS capped after each step (ZFNet: 0.1)
   c.optimizer.schedule = "constant"       # 'constant', 'steps', 'exponential', 'cosine'
   c.optimizer.boundaries = (0,)           # 'steps': lr is multiplied by `factor` at each boundary
+  c.optimizer.boundary_epochs = ()        # 'steps': the boundaries in epochs (the boundaries follow)
   c.optimizer.factor = 0.1
   c.optimizer.scales = ()                 # 'steps': per-boundary multipliers instead of `factor`
   c.optimizer.decay_every = 0             # 'exponential': lr *= factor every this many steps
+  c.optimizer.decay_every_epochs = 0.0    # 'exponential': decay_every in epochs
   c.optimizer.warmup_steps = 0
   c.label_smoothing = 0.0
   c.aux_weight = 0.3                      # weight of auxiliary classifiers' losses, where a model has them
@@ -102,9 +107,11 @@ CHOICES = {
 USED_ONLY_WITH = {
     "scale_range": ("augment", ("imagenet",)),
     "optimizer.boundaries": ("optimizer.schedule", ("steps",)),
+    "optimizer.boundary_epochs": ("optimizer.schedule", ("steps",)),
     "optimizer.scales": ("optimizer.schedule", ("steps",)),
     "optimizer.factor": ("optimizer.schedule", ("steps", "exponential")),
     "optimizer.decay_every": ("optimizer.schedule", ("exponential",)),
+    "optimizer.decay_every_epochs": ("optimizer.schedule", ("exponential",)),
     "optimizer.momentum": ("optimizer.name", ("sgd", "rmsprop")),
     "optimizer.nesterov": ("optimizer.name", ("sgd",)),
     "optimizer.rms_decay": ("optimizer.name", ("rmsprop",)),

@@ -2,10 +2,12 @@
 data set, checks the data, loads the splits, builds the parts and restores the checkpoint.
 
   prepare(config, workdir, explicit)
+    epochs.prefer_explicit                    a step count set on the command line wins over the recipe's epochs
     validate.check(config, explicit)          every config mistake at once, before any data loads
     data_info.describe + adapt                a recipe moved to --config.dataset (the data describes itself)
-    checkpoint.check_config                   the workdir trains this config, or nothing yet
     Pipeline(train), Pipeline(eval)           the splits, sharded per process
+    epochs.resolve                            a schedule in epochs, in steps of this split and batch
+    checkpoint.check_config                   the workdir trains this config, or nothing yet
     data_info.check                           augmentation, channels and statistics against the data
     build(config, mesh) -> Parts              model, optimizer, schedule, jitted steps
     Parts.init / Checkpointer.restore         the state: fresh, from init_from, or the last checkpoint
@@ -36,7 +38,8 @@ from classic import models, platform
 from classic.data import augment, info as data_info, on_device, sources
 from classic.data.pipeline import Pipeline
 from classic.models import stats
-from classic.train import checkpoint, mesh as mesh_lib, optim, state as state_lib, step as step_lib, validate
+from classic.train import (checkpoint, epochs, mesh as mesh_lib, optim, state as state_lib, step as step_lib,
+                           validate)
 
 
 @dataclasses.dataclass
@@ -155,15 +158,21 @@ def prepare(config, workdir: str, *, explicit: Any = None, eval_only: bool = Fal
   command line set on a recipe (classic.main), which also moves it to a --config.dataset; None for a
   config taken as it is (a workdir's config.json). `eval_only`: no training split, nothing written."""
   os.makedirs(workdir, exist_ok=True)
+  epochs.prefer_explicit(config, explicit or ())   # --config.train_steps=N over the recipe's epochs
   validate.check(config, explicit or (), num_devices=jax.device_count())  # before any data loads
   if explicit and "dataset" in explicit:
     data_info.adapt(config, explicit)
-  if not eval_only:
-    checkpoint.check_config(workdir, config, override=override_config)
   mesh = mesh_lib.make_mesh()
   pid, pcount = jax.process_index(), jax.process_count()
   eval_data = Pipeline(config, train=False, process_index=pid, process_count=pcount, num_devices=jax.device_count())
   train_data = None if eval_only else Pipeline(config, train=True, process_index=pid, process_count=pcount)
+  if train_data is not None and epochs.resolve(config, len(train_data)):   # epochs of this split, this batch
+    problems = validate.interval_problems(config)
+    if problems:
+      raise ValueError(f"In steps of this data set ({len(train_data):,} training examples, batch "
+                       f"{config.batch_size}): {problems[0]}.")
+  if not eval_only:   # with every step count final
+    checkpoint.check_config(workdir, config, override=override_config)
   channels = _check_data(config, train_data, eval_data)
   parts = build(config, mesh, channels)
   state = parts.init()

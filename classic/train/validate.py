@@ -46,15 +46,7 @@ def check(config, explicit: Iterable[str] = (), num_devices: int = 1) -> None:
       problems.append(f"{field} must be positive, got {config[field]}")
   if config.train_steps < 0:
     problems.append(f"train_steps must be >= 0, got {config.train_steps}")
-  k = config.get("steps_per_call", 1)
-  if k < 1:
-    problems.append(f"steps_per_call must be >= 1, got {k}")
-  else:
-    uneven = [f"{f} {config[f]}" for f in ("train_steps", "log_every", "eval_every", "checkpoint_every")
-              if config[f] % k]
-    if uneven:
-      problems.append(f"with steps_per_call={k} the run logs, evaluates, checkpoints and stops only between calls "
-                      f"of {k} steps, so {', '.join(uneven)} must be multiples of {k}")
+  problems += interval_problems(config)
   if config.get("replicas", 1) < 1:
     problems.append(f"replicas must be >= 1, got {config.replicas}")
   elif config.get("replicas", 1) > 1:
@@ -86,6 +78,18 @@ def check(config, explicit: Iterable[str] = (), num_devices: int = 1) -> None:
     problems.append(str(e).rstrip("."))
   if problems:
     raise ValueError("The config cannot run:\n  - " + "\n  - ".join(problems) + ".")
+
+
+def interval_problems(config) -> list[str]:
+  """Why the run's intervals cannot run with its steps_per_call (checked again once epochs are steps)."""
+  k = config.get("steps_per_call", 1)
+  if k < 1:
+    return [f"steps_per_call must be >= 1, got {k}"]
+  uneven = [f"{f} {config[f]}" for f in ("train_steps", "log_every", "eval_every", "checkpoint_every") if config[f] % k]
+  if uneven:
+    return [f"with steps_per_call={k} the run logs, evaluates, checkpoints and stops only between calls "
+            f"of {k} steps, so {', '.join(uneven)} must be multiples of {k}"]
+  return []
 
 
 def _input_size_problem(config, size: int) -> str | None:

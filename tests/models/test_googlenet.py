@@ -179,7 +179,7 @@ def test_config_sets_every_model_field():
   fields = {f for f in GoogLeNet.__dataclass_fields__ if f not in ("parent", "name", "dtype")}
   assert set(config.model) - {"name"} == fields
   assert config.optimizer.schedule == "exponential" and config.optimizer.factor == 0.96
-  assert config.optimizer.decay_every == 8 * googlenet_configs.STEPS_PER_EPOCH
+  assert config.optimizer.decay_every_epochs == 8 and config.optimizer.decay_every == 8 * 5005   # 4 % every 8 epochs
 
 
 @pytest.mark.parametrize("variant", sorted(googlenet_configs.VARIANTS))

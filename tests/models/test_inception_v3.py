@@ -131,7 +131,7 @@ def test_config_sets_every_model_field():
   fields = {f for f in InceptionV3.__dataclass_fields__ if f not in ("parent", "name", "dtype")}
   assert set(config.model) - {"name"} == fields
   assert config.optimizer.name == "rmsprop" and config.optimizer.eps == 1.0
-  assert config.optimizer.decay_every == 2 * v3_configs.STEPS_PER_EPOCH == 10_010
+  assert config.optimizer.decay_every_epochs == 2 and config.optimizer.decay_every == 10_010   # 0.94 every 2 epochs
   assert config.label_smoothing == 0.1 and config.optimizer.grad_clip == 2.0
 
 
