@@ -71,9 +71,9 @@ def _size(config: dict) -> tuple[int | None, int | None]:
     import ml_collections
 
     from classic import models
-    from classic.models import stats
+    from classic.models import counts
     c = ml_collections.ConfigDict(config)
-    totals = stats.totals(models.build(c.model), (1, c.image_size, c.image_size, c.get("channels", 3)))
+    totals = counts.totals(models.build(c.model), (1, c.image_size, c.image_size, c.get("channels", 3)))
     return totals["params"], totals["macs"]
   except Exception:  # a model this version cannot build: leave the cells empty
     return None, None

@@ -26,28 +26,6 @@ _DEVIATIONS = flags.DEFINE_bool("deviations", False, "The list of every named de
 _ALL = flags.DEFINE_bool("all", False, "A Markdown table of every model variant (classic.models), "
                          "beside the papers' figures (docs/models.md is made with it).")
 
-# What the papers (or, where a paper gives none, the reference implementation) state.
-PAPER = {
-    "lenet5": "60,000 params (LeCun 1998 §II.B)",
-    "alexnet": "60M params (Krizhevsky 2012 §1)",
-    "alexnet_1tower": "61.1M params (torchvision)",
-    "vgg11": "133M params (Table 2)", "vgg11_lrn": "133M params (Table 2)", "vgg13": "133M params (Table 2)",
-    "vgg16_1x1": "134M params (Table 2)", "vgg16": "138M params (Table 2)", "vgg19": "144M params (Table 2)",
-    "googlenet": "~6.8M params w/o aux heads, 1.5G MACs (Szegedy 2014 Table 1, §5)",
-    "inception_v3": "27.16M params with aux head (torchvision); ~5G MACs (§6)",
-    "inception_v4": "42.68M params (timm)",
-    "inception_resnet_v2_tf_slim": "55.84M params (timm)",
-    "resnet18": "1.8G FLOPs (mult-adds) (He 2015 Table 1)", "resnet34": "3.6G (Table 1)",
-    "resnet50": "3.8G (Table 1)", "resnet101": "7.6G (Table 1)", "resnet152": "11.3G (Table 1)",
-    "plain18": "1.8G (Table 1)", "plain34": "3.6G (Table 1)",
-    "resnet18_a": "= plain18: option A adds no parameter (He 2015 §4.1, Table 2)", "resnet34_a": "= plain34 (Table 2)",
-    "resnet20": "0.27M params (Table 6)", "resnet32": "0.46M (Table 6)",
-    "resnet44": "0.66M (Table 6)", "resnet56": "0.85M (Table 6)",
-    "resnet110": "1.7M (Table 6)", "resnet1202": "19.4M (Table 6)",
-    "preact164": "1.7M params (He 2016 Table 2)", "preact1001": "10.2M params, BN excluded (He 2016)",
-}
-
-
 def summarise(config) -> dict:
   """The table of `config.model` at the config's image size and channels."""
   return summarise_model(config.model, (config.image_size, config.image_size, config.channels),
@@ -56,12 +34,12 @@ def summarise(config) -> dict:
 
 def summarise_model(model_config, input_shape, label: str) -> dict:
   from classic import models
-  from classic.models import stats
+  from classic.models import counts
 
   module = models.build(model_config)
   shape = (1, *input_shape)
-  rows = stats.layer_table(module, shape)
-  totals = stats.totals(module, shape)
+  rows = counts.layer_table(module, shape)
+  totals = counts.totals(module, shape)
   return {"variant": label, "input": list(shape[1:]), **totals,
           "layers": [{"path": r.path, "kind": r.kind, "output": list(r.output_shape), "params": r.params,
                       "macs": r.macs} for r in rows]}
@@ -83,8 +61,9 @@ def markdown_all() -> str:
            "|---|---|---:|---:|---|"]
   for variant in models.variant_names():
     s = summarise_model(models.config(variant), models.input_shape(variant), variant)
+    reference = models.reference(variant)   # what the paper states, kept beside the variant
     lines.append(f"| `{variant}` | {'x'.join(map(str, s['input']))} | {s['params']:,} | "
-                 f"{s['macs'] / 1e6:,.1f} M | {PAPER.get(variant, '')} |")
+                 f"{s['macs'] / 1e6:,.1f} M | {reference.describe() if reference else ''} |")
   return "\n".join(lines)
 
 

@@ -92,7 +92,7 @@ def _peak_memory_bytes() -> int | None:
 
 
 def matmul_peaks(n: int) -> dict:
-  from classic.bench import matmul_peak
+  from classic.train.timing import matmul_peak
   return {"n": n, **{f"{name}_flops_per_s": matmul_peak(n, 5, dtype, warmup=2)
                      for name, dtype in (("bf16", "bfloat16"), ("fp32", "float32"))}}
 
@@ -105,7 +105,7 @@ def _config(family: str, variant: str):
 def train_steps(size: dict, bf16_peak: float, keys: list[str]) -> dict:
   import jax
 
-  from classic import bench
+  from classic.train import timing
   results = {}
   for key, family, variant, half, per_device in (m for m in MODELS if m[0] in keys):
     try:
@@ -114,7 +114,7 @@ def train_steps(size: dict, bf16_peak: float, keys: list[str]) -> dict:
       config.batch_size = max(1, int(per_device * size["batch_scale"])) * jax.device_count()
       if variant in size["image_size"]:
         config.image_size = size["image_size"][variant]
-      r = bench.train_step_speed(config, size["steps"], size["warmup"])
+      r = timing.train_step_speed(config, size["steps"], size["warmup"])
       r.update(variant=config.variant, half_precision=half, batch_per_device=config.batch_size // jax.device_count(),
                mfu=r["train_flops_per_s"] / bf16_peak if bf16_peak else None,
                device_peak_memory_bytes=_peak_memory_bytes())
@@ -129,7 +129,7 @@ def cifar_speed(size: dict, host_fed: dict) -> dict:
   """ResNet-20 with its data on the device, K steps per call and N replicas (issue: CIFAR at GPU speed)."""
   import jax
 
-  from classic import bench
+  from classic.train import timing
   runs, host_rate = {}, host_fed.get("img_per_s")
   batch = max(1, int(128 * size["batch_scale"])) * jax.device_count()   # train_step.resnet20's batch
   for k in size["cifar_steps"]:
@@ -139,7 +139,7 @@ def cifar_speed(size: dict, host_fed: dict) -> dict:
       for field in ("log_every", "eval_every", "checkpoint_every"):   # multiples of K, as validate asks
         config[field] = k
       config.train_steps = k
-      r = bench.train_step_speed(config, size["cifar_calls"], 1)
+      r = timing.train_step_speed(config, size["cifar_calls"], 1)
       runs[f"k{k}_r{n}"] = {"steps_per_call": k, "replicas": n, "img_per_s": r["img_per_s"],
                             "step_s_median": r["step_s_median"], "compile_s": r["compile_s"],
                             "over_host_fed_step": r["img_per_s"] / host_rate if host_rate else None}
@@ -150,7 +150,7 @@ def cifar_speed(size: dict, host_fed: dict) -> dict:
 
 
 def input_pipeline(size: dict, folder: str) -> dict:
-  from classic import bench
+  from classic.train import timing
   from launch.benchmarks import imagenet_like
   t = time.perf_counter()
   imagenet_like.build(folder, size["folder_images"], size["folder_classes"])
@@ -158,7 +158,7 @@ def input_pipeline(size: dict, folder: str) -> dict:
   config = _config("resnet", "resnet50")
   config.dataset, config.model.num_classes = folder, size["folder_classes"]
   config.in_memory, config.batch_size = False, size["input_batch"]
-  r = bench.input_speed(config, size["input_batches"])
+  r = timing.input_speed(config, size["input_batches"])
   if r["input_img_per_s"] is None:
     return {"error": r["input_unavailable"]}
   return {"recipe": f"{config.variant}: augment={config.augment} scale_range={tuple(config.scale_range)} "

@@ -88,10 +88,10 @@ def test_convolution_benchmark_reads_the_models_convolutions(variant, convolutio
   r = json.loads(out.strip().splitlines()[-1])
   assert r["batch"] == 2 and r["convolutions"] == convolutions
   from classic import models
-  from classic.models import stats
+  from classic.models import counts
   from configs import common
   config = common.load(f"resnet:{variant}")
-  macs = stats.totals(models.build(config.model), (1, 32, 32, 3))["macs"]
+  macs = counts.totals(models.build(config.model), (1, 32, 32, 3))["macs"]
   assert r["conv_macs_per_image"] == macs - fc_macs
   for name in ("total_ms", "forward_ms", "input_grad_ms", "weight_grad_ms", "ceiling_img_per_s"):
     assert r["jax"][name] > 0

@@ -54,18 +54,18 @@ class DatasetInfo:
   train_examples: int
   fits_in_memory: bool                 # the decoded training split is small enough to keep in RAM
   needs_memory: bool = False           # an archive: it has no random access
-  _stats: object = None                # () -> (mean, std) on the 0-255 scale
+  _channel_stats: object = None        # () -> (mean, std) on the 0-255 scale
 
-  def stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+  def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of the training split (0-255 scale), rounded to 2 decimals."""
-    return self._stats()
+    return self._channel_stats()
 
 
 def _round(values) -> tuple[float, ...]:
   return tuple(round(float(v), 2) for v in values)
 
 
-def _array_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _array_channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
   flat = images.reshape(-1, images.shape[-1]).astype(np.float64)
   return _round(flat.mean(0)), _round(flat.std(0))
 
@@ -77,7 +77,7 @@ def _readable(source, i: int) -> np.ndarray | None:
     return None
 
 
-def _sample_stats(get, n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _sample_channel_stats(get, n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
   """Channel statistics over up to STATS_SAMPLE images get(i) of n, a fixed sample."""
   keep = np.random.default_rng(0).permutation(n)[:STATS_SAMPLE]
   s1 = s2 = count = 0
@@ -97,7 +97,7 @@ def _in_memory(source, name: str, splits: Iterable[str], needs_memory: bool = Fa
   return DatasetInfo(name=name, splits=tuple(splits), num_classes=source.num_classes,
                      class_names=tuple(source.class_names), channels=shape[-1], image_size=tuple(shape[1:3]),
                      train_examples=len(source), fits_in_memory=True, needs_memory=needs_memory,
-                     _stats=functools.partial(_array_stats, source.images))
+                     _channel_stats=functools.partial(_array_channel_stats, source.images))
 
 
 def describe(config) -> DatasetInfo:
@@ -144,7 +144,7 @@ def _describe_folder(config) -> DatasetInfo:
       name=os.path.basename(path), splits=splits, num_classes=len(classes), class_names=tuple(classes),
       channels=probe[0].shape[-1], image_size=tuple(fixed[:2]) if fixed else None, train_examples=len(files),
       fits_in_memory=bool(decoded_bytes and decoded_bytes <= IN_MEMORY_BYTES),
-      _stats=lambda: _sample_stats(lambda i: _readable(files, i), len(files)))
+      _channel_stats=lambda: _sample_channel_stats(lambda i: _readable(files, i), len(files)))
 
 
 def _describe_tfds(config) -> DatasetInfo:
@@ -157,16 +157,16 @@ def _describe_tfds(config) -> DatasetInfo:
   n = builder.info.splits[split].num_examples
   known = KNOWN_STATS.get(config.dataset.split("/")[0])
 
-  def stats():
+  def channel_stats():
     if known:
       return tuple(known[0]), tuple(known[1])
     source = sources.tfds_source(config.dataset, split, data_dir=config.data_dir or None, in_memory=False)
-    return _sample_stats(lambda i: source.get(i)[0], len(source))
+    return _sample_channel_stats(lambda i: source.get(i)[0], len(source))
 
   return DatasetInfo(name=config.dataset, splits=splits, num_classes=label.num_classes,
                      class_names=tuple(label.names), channels=shape[-1], image_size=shape[:2] if fixed else None,
                      train_examples=n, fits_in_memory=fixed and n * int(np.prod(shape)) <= IN_MEMORY_BYTES,
-                     _stats=stats)
+                     _channel_stats=channel_stats)
 
 
 def _upscale(config, image_size: tuple[int, int] | None) -> float:
@@ -214,7 +214,7 @@ def adapt(config, explicit: Iterable[str], info: DatasetInfo | None = None) -> d
   if "in_memory" in free:
     derive("in_memory", info.needs_memory or info.fits_in_memory)
   if "mean" in free or "std" in free:
-    mean, std = info.stats()
+    mean, std = info.channel_stats()
     if "mean" in free:
       derive("mean", mean)
     if "std" in free:

@@ -29,7 +29,7 @@ from typing import Iterator
 import numpy as np
 from absl import logging
 
-from classic.data import augment, examples, sources
+from classic.data import augment, decoding, sources
 
 
 class Pipeline:
@@ -175,7 +175,7 @@ class ExampleMaker:
 
   Row j of step s is the example at global position s*B + j of an endless stream that visits the
   split in a fresh permutation each epoch, augmented with random draws seeded by (seed, step, j).
-  Encoded JPEGs are cropped while decoding (examples.py); arrays go through augment.py's forms.
+  Encoded JPEGs are cropped while decoding (decoding.py); arrays go through augment.py's forms.
   """
 
   def __init__(self, source, config, pad: int, global_batch: int):
@@ -229,10 +229,10 @@ class ExampleMaker:
     try:
       if isinstance(data, bytes) and not self.pad and kind in ("imagenet", "inception"):
         if kind == "imagenet":
-          return examples.scale_augment(data, rng, size, self.scale_range), label
-        return examples.inception_crop(data, rng, size), label
+          return decoding.scale_augment(data, rng, size, self.scale_range), label
+        return decoding.inception_crop(data, rng, size), label
       image = self._array(data, index)
-    except examples.DecodeError as e:
+    except decoding.DecodeError as e:
       raise self._corrupt(index, e) from e
     if kind == "imagenet":
       image = augment.scale_augment(image, rng, size, self.scale_range)
@@ -248,8 +248,8 @@ class ExampleMaker:
   def _array(self, data, index: int) -> np.ndarray:
     if isinstance(data, bytes):
       try:
-        image = examples.decoded(data)
-      except examples.DecodeError as e:
+        image = decoding.decoded(data)
+      except decoding.DecodeError as e:
         raise self._corrupt(index, e) from e
     else:
       image = data if data.ndim == 3 else data[..., None]
@@ -271,13 +271,13 @@ class ExampleMaker:
       raise ValueError(f"Unknown eval_crop {crop!r}: use one of {', '.join(map(repr, augment.EVAL_CROPS))}.")
     try:
       if isinstance(data, bytes) and not self.pad and crop == "center":
-        return examples.center_crop(data, size, self.eval_resize), label
+        return decoding.center_crop(data, size, self.eval_resize), label
       if isinstance(data, bytes) and not self.pad:
-        image = examples.decoded(data, {"ten_crop": self.eval_resize,
+        image = decoding.decoded(data, {"ten_crop": self.eval_resize,
                                         "multi_crop_144": min(augment.GOOGLENET_144_SCALES)}.get(crop, 0))
       else:
         image = self._array(data, index)
-    except examples.DecodeError as e:
+    except decoding.DecodeError as e:
       raise self._corrupt(index, e) from e
     if crop == "dense":
       return augment.dense_views(image, self.eval_scales), label

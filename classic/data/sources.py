@@ -18,7 +18,7 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-from classic.data import examples
+from classic.data import decoding
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".webp")
 MAX_LISTED = 20  # unreadable files named in one error
@@ -155,8 +155,8 @@ def decode(image: object, where: str) -> np.ndarray:
   if isinstance(image, np.ndarray):
     return image if image.ndim == 3 else image[..., None]
   try:
-    return examples.decoded(image)
-  except examples.DecodeError as e:
+    return decoding.decoded(image)
+  except decoding.DecodeError as e:
     raise DataError(f"Cannot decode image {where}: {e}") from e
 
 

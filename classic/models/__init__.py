@@ -27,6 +27,7 @@ import ml_collections
 _REGISTRY: dict[str, type[nn.Module]] = {}
 _VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {}   # variant -> (registered model, its fields)
 _INPUT_SHAPES: dict[str, tuple[int, int, int]] = {}      # variant -> the paper's input (H, W, C)
+_REFERENCES: dict[str, "Reference"] = {}                 # variant -> what its paper states
 # Fields of a module that are not architecture: the trainer sets them (bf16 compute).
 NOT_CONFIG_FIELDS = ("parent", "name", "dtype")
 # Families live in their own files; importing the package registers them all.
@@ -46,14 +47,62 @@ def register(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
   return wrap
 
 
+@dataclasses.dataclass(frozen=True)
+class Reference:
+  """What a variant's paper (or, where the paper gives none, a reference implementation) states about
+  it, kept beside the variant as timm keeps its default_cfgs. Counts are written as stated ("0.27M",
+  "60,000", "1.8G" multiply-adds) and agree with ours to one unit of their last digit (papers round or
+  truncate), unless `differs` says why not; tests/models/test_references.py checks both ways.
+  `classic.summary --all` prints them beside our counts (docs/models.md)."""
+  source: str                        # "He et al. 2015, Table 6"
+  params: str = ""                   # trainable parameters as stated
+  macs: str = ""                     # multiply-adds per image as stated
+  top1_err: float | None = None      # reported error, %, measured as `protocol` says
+  top5_err: float | None = None
+  protocol: str = ""                 # "10-crop, ILSVRC-2012 val"
+  differs: str = ""                  # why our count and the stated one differ ('' where they agree)
+
+  def describe(self) -> str:
+    counts = ", ".join(x for x in (self.params and f"{self.params} params", self.macs and f"{self.macs} MACs") if x)
+    errors = [f"top-{k} error {e:g} %" for k, e in ((1, self.top1_err), (5, self.top5_err)) if e is not None]
+    errors = f"{', '.join(errors)} ({self.protocol})" if errors else ""
+    return "; ".join(x for x in (counts, errors, self.source, self.differs) if x)
+
+
+_UNITS = {"K": 1e3, "M": 1e6, "G": 1e9}
+
+
+def stated(figure: str) -> tuple[float, float]:
+  """(value, one unit of its last digit) of a count as a paper writes it: '0.27M' -> (270000, 10000)."""
+  text = figure.replace(",", "").strip()
+  scale = _UNITS.get(text[-1:], 1.0)
+  number = text[:-1] if text[-1:] in _UNITS else text
+  decimals = len(number.split(".")[1]) if "." in number else 0
+  return float(number) * scale, 10.0 ** -decimals * scale
+
+
+def agrees(ours: int, figure: str) -> bool:
+  """Whether our count is the stated figure, to one unit of its last digit."""
+  value, unit = stated(figure)
+  return abs(ours - value) < unit
+
+
 def variant(variant_name: str, model: str, input_shape: tuple[int, int, int] = (224, 224, 3),
-            **fields: Any) -> None:
+            reference: Reference | None = None, **fields: Any) -> None:
   """Registers a named variant: `model`'s class with `fields` in place of its defaults, designed for
-  images of `input_shape` (height, width, channels)."""
+  images of `input_shape` (height, width, channels), with what its paper states (`reference`)."""
   if variant_name in _VARIANTS and _VARIANTS[variant_name] != (model, fields):
     raise ValueError(f"model variant {variant_name!r} registered twice")
   _VARIANTS[variant_name] = (model, fields)
   _INPUT_SHAPES[variant_name] = tuple(input_shape)
+  if reference is not None:
+    _REFERENCES[variant_name] = reference
+
+
+def reference(variant_name: str) -> Reference | None:
+  """What the variant's paper (or reference implementation) states, where we record it."""
+  _registered_variant(variant_name)
+  return _REFERENCES.get(variant_name)
 
 
 def _registered_variant(variant_name: str) -> tuple[str, dict[str, Any]]:

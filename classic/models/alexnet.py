@@ -39,7 +39,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from classic.models import register, variant
+from classic.models import Reference, register, variant
 from classic.models.layers import Conv, LocalResponseNorm, adaptive_avg_pool, caffe_pool, relu, symmetric
 
 # ------------------------------------------------------------------------------------------------
@@ -119,7 +119,9 @@ class AlexNet(nn.Module):
     return x.astype(jnp.float32)
 
 
-variant("alexnet", "alexnet", (227, 227, 3))  # Fig. 2's "224" does not divide out
+variant("alexnet", "alexnet", (227, 227, 3),  # Fig. 2's "224" does not divide out
+        reference=Reference("Krizhevsky et al. 2012, abstract and Table 1", params="60M", top1_err=37.5,
+                            top5_err=17.0, protocol="one CNN, ILSVRC-2010 test"))
 # Krizhevsky 2014's single tower as torchvision has it: 224 input (conv1 padded by 2), no LRN.
-variant("alexnet_1tower", "alexnet", widths=(64, 192, 384, 256, 256), groups=1, lrn=False, conv1_pad=2,
-        adaptive_pool=6)
+variant("alexnet_1tower", "alexnet", reference=Reference("torchvision's alexnet", params="61.1M"),
+        widths=(64, 192, 384, 256, 256), groups=1, lrn=False, conv1_pad=2, adaptive_pool=6)

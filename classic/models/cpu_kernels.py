@@ -29,7 +29,7 @@ def normalize(x: jax.Array, scale: jax.Array, bias: jax.Array, axes: tuple[int, 
   return _normalize_fwd(x, scale, bias, axes, epsilon)[0]
 
 
-def _batch_sum(v: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+def batch_sum(v: jax.Array, axes: tuple[int, ...]) -> jax.Array:
   """jnp.sum(v, axes, keepdims=True) for BatchNorm's (group, positions..., channel) layout, in the form
   XLA:CPU runs fastest: sums of 16 consecutive positions first (a small reduction XLA fuses with v's
   producer, e.g. the square of the variance), kept apart from the rest by a fusion barrier, then
@@ -48,9 +48,9 @@ def _batch_sum(v: jax.Array, axes: tuple[int, ...]) -> jax.Array:
 
 def _normalize_fwd(x, scale, bias, axes, epsilon):
   n = int(np.prod([x.shape[a] for a in axes]))
-  mean = _batch_sum(x, axes) / n
+  mean = batch_sum(x, axes) / n
   centered = x - mean
-  var = _batch_sum(jnp.square(centered), axes) / n
+  var = batch_sum(jnp.square(centered), axes) / n
   rstd = jax.lax.rsqrt(var + epsilon)
   return (centered * rstd * scale + bias, mean, var), (x, scale, mean, rstd)
 
@@ -63,7 +63,7 @@ def _normalize_bwd(axes, epsilon, residuals, cotangents):
   centered = x - mean
   xhat = centered * rstd
   # one pass over g and x for both sums: they are the channels of one array
-  sum_g, sum_gx = jnp.split(_batch_sum(jnp.concatenate([g, g * xhat], -1), axes), 2, -1)
+  sum_g, sum_gx = jnp.split(batch_sum(jnp.concatenate([g, g * xhat], -1), axes), 2, -1)
   per_channel = tuple(range(x.ndim - 1))  # the groups too: scale and bias are shared by all of them
   d_scale = jnp.sum(sum_gx, per_channel).reshape(scale.shape)
   d_bias = jnp.sum(sum_g, per_channel).reshape(scale.shape)  # bias has scale's shape

@@ -34,7 +34,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from classic.models import register, variant
+from classic.models import Reference, register, variant
 from classic.models.inception import (AuxHead, ConvSpec, InceptionModule, check_factorization,
                                       conv_padding, factorize, run_aux)
 from classic.models.layers import ConvBN, LocalResponseNorm, max_pool
@@ -142,8 +142,11 @@ class GoogLeNet(nn.Module):
     return x.astype(jnp.float32)
 
 
-variant("googlenet", "googlenet")
-variant("googlenet_noaux", "googlenet", aux_heads=False)
+variant("googlenet", "googlenet", reference=Reference(
+    "Szegedy et al. 2014, §5 and Table 5", macs="1.5G", top5_err=10.07, protocol="1 model, 1 crop, ILSVRC-2014 val"))
+variant("googlenet_noaux", "googlenet", reference=Reference(
+    "Szegedy et al. 2014, Table 1 (summed)", params="6.8M",
+    differs="7.0M with biases: Table 1 counts weights only, in units of 1,024"), aux_heads=False)
 variant("googlenet_3x3x2", "googlenet", factorization="3x3x2")
 variant("googlenet_1xn", "googlenet", factorization="1xn")
 # torchvision's GoogLeNet: BN after every conv, no LRN, 3x3 in the "5x5" branch, ceil-mode pools.

@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from classic.models import register, variant
+from classic.models import Reference, register, variant
 from classic.models.inception import (AuxHead, ConvSpec, InceptionModule, check_factorization,
                                       conv_padding, factorize, run_aux)
 from classic.models.layers import ConvBN, max_pool
@@ -110,6 +110,8 @@ class InceptionV2(nn.Module):
     return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
 
 
-variant("inception_v2", "inception_v2")
+variant("inception_v2", "inception_v2", reference=Reference(
+    "Ioffe & Szegedy 2015, §4.2", params="13.6M",
+    differs="11.3M with Figure 5's widths; the paper gives no breakdown of its 13.6M (a named deviation)"))
 variant("inception_v2_slim", "inception_v2", widths="slim")
 variant("inception_v2_5x5", "inception_v2", factorization="5x5")

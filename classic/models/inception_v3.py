@@ -32,7 +32,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from classic.models import register, variant
+from classic.models import Reference, register, variant
 from classic.models.inception import (AuxHead, ConvSpec, InceptionModule, Split, check_factorization,
                                       conv_padding, factorize, run_aux)
 from classic.models.layers import ConvBN, max_pool
@@ -140,7 +140,9 @@ class InceptionV3(nn.Module):
     return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
 
 
-variant("inception_v3", "inception_v3", (299, 299, 3))
+variant("inception_v3", "inception_v3", (299, 299, 3), reference=Reference(
+    "Szegedy et al. 2015 (Rethinking), §6 and Table 3; torchvision's parameter count", params="27.16M", macs="5G",
+    top1_err=21.2, top5_err=5.6, protocol="single crop, ILSVRC-2012 val"))
 variant("inception_v3_noaux", "inception_v3", (299, 299, 3), aux_heads=False)
 variant("inception_v3_nxn", "inception_v3", (299, 299, 3), factorization="nxn")
 variant("inception_v3_3x3", "inception_v3", (299, 299, 3), factorization="3x3")

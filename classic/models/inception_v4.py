@@ -43,7 +43,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from classic.models import register, variant
+from classic.models import Reference, register, variant
 from classic.models.inception import ConvSpec, PoolSpec, Split, conv_of, pool_of
 from classic.models.layers import Conv, ConvBN, fusion_barrier, global_avg_pool, relu
 
@@ -62,7 +62,7 @@ def fork(*specs) -> Split:
 LAYOUTS = ("paper", "tf_slim")   # the enumerated `layout` field's values (CHOICES)
 MAX_POOL = PoolSpec("max", 3, 2, "valid")   # the 3x3/2 'V' max pool of the stems and reductions
 AVG_POOL = PoolSpec("avg", 3, 1, "same")    # the 3x3/1 average pool of the Inception modules
-V = "valid"
+VALID = "valid"
 
 
 class Chain(nn.Module):
@@ -126,11 +126,11 @@ class ResidualInception(nn.Module):
 
 # ---- Inception-v4 (Figs. 3-9) ----
 STEM_V4 = (  # Fig. 3: 299x299x3 -> 35x35x384
-    ("chain", (conv(32, 3, stride=2, padding=V), conv(32, 3, padding=V), conv(64, 3))),
-    ("mixed", ((MAX_POOL,), (conv(96, 3, stride=2, padding=V),))),
-    ("mixed", ((conv(64, 1), conv(96, 3, padding=V)),
-               (conv(64, 1), conv(64, 7, 1), conv(64, 1, 7), conv(96, 3, padding=V)))),
-    ("mixed", ((conv(192, 3, stride=2, padding=V),), (MAX_POOL,))),
+    ("chain", (conv(32, 3, stride=2, padding=VALID), conv(32, 3, padding=VALID), conv(64, 3))),
+    ("mixed", ((MAX_POOL,), (conv(96, 3, stride=2, padding=VALID),))),
+    ("mixed", ((conv(64, 1), conv(96, 3, padding=VALID)),
+               (conv(64, 1), conv(64, 7, 1), conv(64, 1, 7), conv(96, 3, padding=VALID)))),
+    ("mixed", ((conv(192, 3, stride=2, padding=VALID),), (MAX_POOL,))),
 )
 INCEPTION_A = ((AVG_POOL, conv(96, 1)), (conv(96, 1),), (conv(64, 1), conv(96, 3)),
                (conv(64, 1), conv(96, 3), conv(96, 3)))                                   # Fig. 4
@@ -141,38 +141,38 @@ INCEPTION_C = ((AVG_POOL, conv(256, 1)), (conv(256, 1),),
                (conv(384, 1), fork(conv(256, 1, 3), conv(256, 3, 1))),
                (conv(384, 1), conv(448, 1, 3), conv(512, 3, 1),
                 fork(conv(256, 3, 1), conv(256, 1, 3))))                                  # Fig. 6
-REDUCTION_B_V4 = ((MAX_POOL,), (conv(192, 1), conv(192, 3, stride=2, padding=V)),
+REDUCTION_B_V4 = ((MAX_POOL,), (conv(192, 1), conv(192, 3, stride=2, padding=VALID)),
                   (conv(256, 1), conv(256, 1, 7), conv(320, 7, 1),
-                   conv(320, 3, stride=2, padding=V)))                                    # Fig. 8
+                   conv(320, 3, stride=2, padding=VALID)))                                    # Fig. 8
 
 
 def reduction_a(k: int, l: int, m: int, n: int) -> tuple:
   """Fig. 7: max pool | 3x3/2 n | 1x1 k, 3x3 l, 3x3/2 m."""
-  return ((MAX_POOL,), (conv(n, 3, stride=2, padding=V),),
-          (conv(k, 1), conv(l, 3), conv(m, 3, stride=2, padding=V)))
+  return ((MAX_POOL,), (conv(n, 3, stride=2, padding=VALID),),
+          (conv(k, 1), conv(l, 3), conv(m, 3, stride=2, padding=VALID)))
 
 
 # ---- Inception-ResNet-v1 (Figs. 10-15) ----
-STEM_RESNET_V1 = (("chain", (conv(32, 3, stride=2, padding=V), conv(32, 3, padding=V), conv(64, 3),
-                              MAX_POOL, conv(80, 1), conv(192, 3, padding=V),
-                              conv(256, 3, stride=2, padding=V))),)                      # Fig. 14
+STEM_RESNET_V1 = (("chain", (conv(32, 3, stride=2, padding=VALID), conv(32, 3, padding=VALID), conv(64, 3),
+                              MAX_POOL, conv(80, 1), conv(192, 3, padding=VALID),
+                              conv(256, 3, stride=2, padding=VALID))),)                      # Fig. 14
 IR_A_V1 = ((conv(32, 1),), (conv(32, 1), conv(32, 3)), (conv(32, 1), conv(32, 3), conv(32, 3)))  # Fig. 10
 IR_B_V1 = ((conv(128, 1),), (conv(128, 1), conv(128, 1, 7), conv(128, 7, 1)))           # Fig. 11
 IR_C_V1 = ((conv(192, 1),), (conv(192, 1), conv(192, 1, 3), conv(192, 3, 1)))           # Fig. 13
-REDUCTION_B_V1 = ((MAX_POOL,), (conv(256, 1), conv(384, 3, stride=2, padding=V)),
-                  (conv(256, 1), conv(256, 3, stride=2, padding=V)),
-                  (conv(256, 1), conv(256, 3), conv(256, 3, stride=2, padding=V)))       # Fig. 12
+REDUCTION_B_V1 = ((MAX_POOL,), (conv(256, 1), conv(384, 3, stride=2, padding=VALID)),
+                  (conv(256, 1), conv(256, 3, stride=2, padding=VALID)),
+                  (conv(256, 1), conv(256, 3), conv(256, 3, stride=2, padding=VALID)))       # Fig. 12
 
 # ---- Inception-ResNet-v2 (Figs. 16-19; Fig. 3 stem) ----
 IR_A_V2 = ((conv(32, 1),), (conv(32, 1), conv(32, 3)), (conv(32, 1), conv(48, 3), conv(64, 3)))  # Fig. 16
 IR_B_V2 = ((conv(192, 1),), (conv(128, 1), conv(160, 1, 7), conv(192, 7, 1)))           # Fig. 17
 IR_C_V2 = ((conv(192, 1),), (conv(192, 1), conv(224, 1, 3), conv(256, 3, 1)))           # Fig. 19
-REDUCTION_B_V2 = ((MAX_POOL,), (conv(256, 1), conv(384, 3, stride=2, padding=V)),
-                  (conv(256, 1), conv(288, 3, stride=2, padding=V)),
-                  (conv(256, 1), conv(288, 3), conv(320, 3, stride=2, padding=V)))       # Fig. 18
+REDUCTION_B_V2 = ((MAX_POOL,), (conv(256, 1), conv(384, 3, stride=2, padding=VALID)),
+                  (conv(256, 1), conv(288, 3, stride=2, padding=VALID)),
+                  (conv(256, 1), conv(288, 3), conv(320, 3, stride=2, padding=VALID)))       # Fig. 18
 STEM_TF_SLIM = (  # TF-slim's stem up to and including 'mixed_5b': 299x299x3 -> 35x35x320
-    ("chain", (conv(32, 3, stride=2, padding=V), conv(32, 3, padding=V), conv(64, 3), MAX_POOL,
-                conv(80, 1, padding=V), conv(192, 3, padding=V), MAX_POOL)),
+    ("chain", (conv(32, 3, stride=2, padding=VALID), conv(32, 3, padding=VALID), conv(64, 3), MAX_POOL,
+                conv(80, 1, padding=VALID), conv(192, 3, padding=VALID), MAX_POOL)),
     ("mixed", ((conv(96, 1),), (conv(48, 1), conv(64, 5)), (conv(64, 1), conv(96, 3), conv(96, 3)),
                (AVG_POOL, conv(64, 1)))),
 )
@@ -180,8 +180,8 @@ STEM_TF_SLIM = (  # TF-slim's stem up to and including 'mixed_5b': 299x299x3 -> 
 
 # ---- TF-slim's branch orders (timm, Keras): the pooling branch last; see the module docstring ----
 STEM_V4_TF_SLIM = STEM_V4[:2] + (
-    ("mixed", ((conv(64, 1), conv(96, 3, padding=V)),
-               (conv(64, 1), conv(64, 1, 7), conv(64, 7, 1), conv(96, 3, padding=V)))),
+    ("mixed", ((conv(64, 1), conv(96, 3, padding=VALID)),
+               (conv(64, 1), conv(64, 1, 7), conv(64, 7, 1), conv(96, 3, padding=VALID)))),
     STEM_V4[3])
 INCEPTION_A_TF_SLIM = INCEPTION_A[1:] + INCEPTION_A[:1]
 INCEPTION_B_TF_SLIM = (INCEPTION_B[1], INCEPTION_B[2],
@@ -349,7 +349,13 @@ class InceptionResNetV2(_InceptionResNet):
                               (IR_A_V2, IR_B_V2, IR_C_V2), REDUCTION_B_V2, tf_slim=tf_slim)
 
 
-variant("inception_v4", "inception_v4", (299, 299, 3))
-variant("inception_resnet_v1", "inception_resnet_v1", (299, 299, 3))
-variant("inception_resnet_v2", "inception_resnet_v2", (299, 299, 3))
-variant("inception_resnet_v2_tf_slim", "inception_resnet_v2", (299, 299, 3), layout="tf_slim", blocks=(10, 20, 10))
+_SINGLE_CROP = "single crop, ILSVRC-2012 val"
+variant("inception_v4", "inception_v4", (299, 299, 3), reference=Reference(
+    "Szegedy et al. 2016, Table 2; timm's parameter count", params="42.68M", top1_err=20.0, top5_err=5.0,
+    protocol=_SINGLE_CROP))
+variant("inception_resnet_v1", "inception_resnet_v1", (299, 299, 3), reference=Reference(
+    "Szegedy et al. 2016, Table 2", top1_err=21.3, top5_err=5.5, protocol=_SINGLE_CROP))
+variant("inception_resnet_v2", "inception_resnet_v2", (299, 299, 3), reference=Reference(
+    "Szegedy et al. 2016, Table 2", top1_err=19.9, top5_err=4.9, protocol=_SINGLE_CROP))
+variant("inception_resnet_v2_tf_slim", "inception_resnet_v2", (299, 299, 3),
+        reference=Reference("timm's inception_resnet_v2", params="55.84M"), layout="tf_slim", blocks=(10, 20, 10))

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from classic.models import register, variant
+from classic.models import Reference, register, variant
 from classic.models.layers import ACTIVATIONS, Conv, activation
 
 # LeCun et al. 1998 Table I: which S2 maps (rows 0-5) feed each C3 map (columns 0-15).
@@ -119,4 +119,5 @@ class LeNet5(nn.Module):
     return -jnp.sum(jnp.square(x[:, None, :] - codes[None]), axis=-1)
 
 
-variant("lenet5", "lenet", (32, 32, 1))
+variant("lenet5", "lenet", (32, 32, 1), reference=Reference(
+    "LeCun et al. 1998, §II.B and §III.C", params="60,000", top1_err=0.95, protocol="MNIST test, no distortions"))

@@ -35,7 +35,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from classic.models import register, variant
+from classic.models import Reference, register, variant
 from classic.models.layers import (BatchNorm, Conv, ConvBN, fusion_barrier, he_normal, max_pool, relu,
                                    symmetric)
 
@@ -317,19 +317,48 @@ class _ScanBody(nn.Module):
 
 
 # Named variants. ImageNet (He et al. 2015 Table 1; 2016 for pre-activation), 1,000 classes.
+# He et al. 2015: Table 1's FLOPs (multiply-adds), Table 2's top-1 (plain and option-A nets) and
+# Table 3's top-1/top-5 errors, 10-crop testing on ILSVRC-2012 val; Table 6 on CIFAR-10.
+_TEN_CROP = "10-crop testing, ILSVRC-2012 val"
+_IMAGENET_REFERENCES = {
+    "resnet18": Reference("He et al. 2015, Table 1", macs="1.8G"),
+    "resnet34": Reference("He et al. 2015, Tables 1 and 3 (option B)", macs="3.6G", top1_err=24.52, top5_err=7.46,
+                          protocol=_TEN_CROP),
+    "resnet50": Reference("He et al. 2015, Tables 1 and 3", macs="3.8G", top1_err=22.85, top5_err=6.71, protocol=_TEN_CROP),
+    "resnet101": Reference("He et al. 2015, Tables 1 and 3", macs="7.6G", top1_err=21.75, top5_err=6.05, protocol=_TEN_CROP),
+    "resnet152": Reference("He et al. 2015, Tables 1 and 3", macs="11.3G", top1_err=21.43, top5_err=5.71, protocol=_TEN_CROP),
+    "plain18": Reference("He et al. 2015, Tables 1 and 2", macs="1.8G", top1_err=27.94, protocol=_TEN_CROP),
+    "plain34": Reference("He et al. 2015, Tables 1 and 2", macs="3.6G", top1_err=28.54, protocol=_TEN_CROP),
+    "resnet18_a": Reference("He et al. 2015, Table 2 (option A: plain18's parameters)", macs="1.8G", top1_err=27.88,
+                            protocol=_TEN_CROP),
+    "resnet34_a": Reference("He et al. 2015, Tables 2 and 3 (option A: plain34's parameters)", macs="3.6G",
+                            top1_err=25.03, top5_err=7.76, protocol=_TEN_CROP),
+}
+_CIFAR_REFERENCES = {  # depth: (params as stated, test error %)
+    20: ("0.27M", 8.75), 32: ("0.46M", 7.51), 44: ("0.66M", 7.17), 56: ("0.85M", 6.97), 110: ("1.7M", 6.43),
+    1202: ("19.4M", 7.93)}
+
 for _d in (18, 34, 50, 101, 152):
-  variant(f"resnet{_d}", "resnet", depth=_d)
+  variant(f"resnet{_d}", "resnet", reference=_IMAGENET_REFERENCES.get(f"resnet{_d}"), depth=_d)
 for _d in (18, 34):
-  variant(f"plain{_d}", "resnet", depth=_d, residual=False)
+  variant(f"plain{_d}", "resnet", reference=_IMAGENET_REFERENCES[f"plain{_d}"], depth=_d, residual=False)
   # Table 2 / Fig. 4's residual twins: option A (zero-padded identity), "no extra parameter compared
   # to the plain counterparts"; Table 3's resnet18/34 use option B.
-  variant(f"resnet{_d}_a", "resnet", depth=_d, shortcut="A")
+  variant(f"resnet{_d}_a", "resnet", reference=_IMAGENET_REFERENCES[f"resnet{_d}_a"], depth=_d, shortcut="A")
 for _d in (18, 34, 50, 101, 152, 200):
   variant(f"preact{_d}", "resnet", depth=_d, preact=True)
 # CIFAR-10 (2015 §4.2: option-A shortcuts; 2016: pre-activation with projections), 10 classes.
 for _d in (20, 32, 44, 56, 110, 1202):
-  variant(f"resnet{_d}", "resnet", (32, 32, 3), depth=_d, stem="cifar", shortcut="A", num_classes=10)
+  variant(f"resnet{_d}", "resnet", (32, 32, 3), reference=Reference(
+      "He et al. 2015, Table 6", params=_CIFAR_REFERENCES[_d][0], top1_err=_CIFAR_REFERENCES[_d][1],
+      protocol="CIFAR-10 test" + (": best of 5 runs, mean 6.61 ± 0.16" if _d == 110 else "")),
+      depth=_d, stem="cifar", shortcut="A", num_classes=10)
 for _d in (20, 32, 44, 56, 110):
   variant(f"plain{_d}", "resnet", (32, 32, 3), depth=_d, stem="cifar", shortcut="A", residual=False, num_classes=10)
+_PREACT_REFERENCES = {
+    164: Reference("He et al. 2016, Table 2", params="1.7M"),
+    1001: Reference("He et al. 2016, Table 2", params="10.2M",
+                    differs="10.33M with BatchNorm's scale and bias, 10.18M without: the paper excludes BN")}
 for _d in (110, 164, 1001):
-  variant(f"preact{_d}", "resnet", (32, 32, 3), depth=_d, stem="cifar", preact=True, num_classes=10)
+  variant(f"preact{_d}", "resnet", (32, 32, 3), reference=_PREACT_REFERENCES.get(_d), depth=_d, stem="cifar",
+          preact=True, num_classes=10)

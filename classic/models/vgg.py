@@ -41,7 +41,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from classic.models import register, variant
+from classic.models import Reference, register, variant
 from classic.models.layers import (BatchNorm, Conv, LocalResponseNorm, adaptive_avg_pool, caffe_pool, relu,
                                    symmetric)
 
@@ -190,7 +190,13 @@ class VGG(nn.Module):
 
 
 # Table 1's columns; the depth names as torchvision and Keras use them (C has none: vgg16_1x1).
+# Table 2's parameters; Table 3's errors at one training and test scale, S = Q = 256 (the recipe's S).
+_REFERENCES = {"A": ("133M", 29.6, 10.4), "A_lrn": ("133M", 29.7, 10.5), "B": ("133M", 28.7, 9.9),
+               "C": ("134M", 28.1, 9.4), "D": ("138M", 27.0, 8.8), "E": ("144M", 27.3, 9.0)}
 for _name, _column in (("vgg11", "A"), ("vgg11_lrn", "A_lrn"), ("vgg13", "B"), ("vgg16_1x1", "C"),
                        ("vgg16", "D"), ("vgg19", "E")):
-  variant(_name, "vgg", config_name=_column, lrn=_column == "A_lrn")
+  _params, _top1, _top5 = _REFERENCES[_column]
+  variant(_name, "vgg", reference=Reference("Simonyan & Zisserman 2015, Tables 2 and 3", params=_params, top1_err=_top1,
+                                            top5_err=_top5, protocol="single scale S = Q = 256, ILSVRC-2012 val"),
+          config_name=_column, lrn=_column == "A_lrn")
   variant(f"{_name}_bn", "vgg", config_name=_column, lrn=_column == "A_lrn", bn=True)

@@ -97,10 +97,10 @@ class Trainer:
     self.train_data, self.eval_data, self.checkpointer = run.train_data, run.eval_data, run.checkpointer
     self.state, self.start_step, self._window = run.state, run.start_step, run.window
     self.params, self.macs = run.params, run.macs
-    parts = run.parts
-    self.model, self.replicas, self._per_call = parts.model, parts.replicas, parts.steps_per_call
-    self._train_step, self._train_steps, self._eval_step = parts.train_step, parts.train_steps, parts.eval_step
-    self._inflight = parts.train_step.max_inflight
+    program = run.program
+    self.model, self.replicas, self._per_call = program.model, program.replicas, program.steps_per_call
+    self._train_step, self._train_steps, self._eval_step = program.train_step, program.train_steps, program.eval_step
+    self._inflight = program.train_step.max_inflight
     self._device_inputs = run.device_inputs   # config.data_on_device: the split and the run's order
     self._warned_input_bound = False
 

@@ -44,8 +44,8 @@ def export_train_step(config, platforms: str | tuple[str, ...] = PLATFORMS,
                       batch_size: int = 2) -> jax.export.Exported:
   """The trainer's own train step for `config` (state donated, replicated), exported for `platforms`."""
   platforms = (platforms,) if isinstance(platforms, str) else tuple(platforms)
-  parts = setup.build(config, mesh_lib.make_mesh())
+  program = setup.build(config, mesh_lib.make_mesh())
   precision = "bf16" if config.half_precision else "fp32"
   with platform.use_cpu_kernels(platforms == ("cpu",) and platform.cpu_kernels()):
-    return export(parts.step_fn, (parts.abstract_state(), parts.abstract_batch(batch_size)), platforms,
+    return export(program.step_fn, (program.abstract_state(), program.abstract_batch(batch_size)), platforms,
                   f"the train step of {config.variant or config.model.name} ({precision})")

@@ -1,5 +1,5 @@
 """A run made ready for its loop, once, before it: `prepare` checks the config, moves a recipe to its
-data set, checks the data, loads the splits, builds the parts and restores the checkpoint.
+data set, checks the data, loads the splits, builds the program and restores the checkpoint.
 
   prepare(config, workdir, explicit)
     epochs.prefer_explicit                    a step count set on the command line wins over the recipe's epochs
@@ -9,11 +9,11 @@ data set, checks the data, loads the splits, builds the parts and restores the c
     epochs.resolve                            a schedule in epochs, in steps of this split and batch
     checkpoint.check_config                   the workdir trains this config, or nothing yet
     data_info.check                           augmentation, channels and statistics against the data
-    build(config, mesh) -> Parts              model, optimizer, schedule, jitted steps
-    Parts.init / Checkpointer.restore         the state: fresh, from init_from, or the last checkpoint
+    build(config, mesh) -> Program              model, optimizer, schedule, jitted steps
+    Program.init / Checkpointer.restore         the state: fresh, from init_from, or the last checkpoint
   -> Prepared, which `Trainer` (loop.py) runs.
 
-`build` alone gives the parts for a config without data: `classic.bench`, `launch.accelerator_check`
+`build` alone gives the program for a config without data: `classic.bench`, `launch.accelerator_check`
 and the lowering test (tests/train/test_lowering.py) build their train step there, so the step that is
 timed or lowered for a GPU/TPU is the one that trains: same jit, shardings, donation and in-flight bound.
 """
@@ -37,13 +37,15 @@ from absl import logging
 from classic import models, platform
 from classic.data import augment, info as data_info, on_device, sources
 from classic.data.pipeline import Pipeline
-from classic.models import stats
+from classic.models import counts
 from classic.train import (checkpoint, epochs, mesh as mesh_lib, optim, state as state_lib, step as step_lib,
                            validate)
 
 
 @dataclasses.dataclass
-class Parts:
+class Program:
+  """What a config trains and how, built once (`build`): the model, the optimizer and its schedule,
+  and the jitted functions made of them (state init, train step(s), eval step)."""
   model: Any
   tx: optax.GradientTransformation
   lr_fn: Callable[[jax.Array], jax.Array]
@@ -98,8 +100,8 @@ def _device_batch(data, order, seed, step, *, sharding, **batch_args):
   return jax.lax.with_sharding_constraint(on_device.batch(data, order, seed, step, **batch_args), sharding)
 
 
-def build(config, mesh: Mesh, channels: int | None = None) -> Parts:
-  """The parts of a run of `config` on `mesh`; `channels` defaults to config.channels."""
+def build(config, mesh: Mesh, channels: int | None = None) -> Program:
+  """The program of a run of `config` on `mesh`; `channels` defaults to config.channels."""
   repl = mesh_lib.replicated(mesh)
   input_shape = (1, config.image_size, config.image_size, channels or config.channels)
   model = models.build(config.model, dtype=jnp.bfloat16 if config.half_precision else None)
@@ -127,7 +129,7 @@ def build(config, mesh: Mesh, channels: int | None = None) -> Parts:
   if k > 1 and platform.scan_steps():
     steps_fn = jax.jit(many, out_shardings=(repl, repl), donate_argnums=0)
   bound = platform.max_inflight()
-  return Parts(model=model, tx=tx, lr_fn=lr_fn, input_shape=input_shape, init=init, step_fn=step_fn,
+  return Program(model=model, tx=tx, lr_fn=lr_fn, input_shape=input_shape, init=init, step_fn=step_fn,
                train_step=platform.BoundedInflight(step_fn, bound),
                eval_step=eval_step(model, config, mesh), colour_inputs=augment.colour_widths(config),
                steps_per_call=k, steps_fn=steps_fn,
@@ -140,7 +142,7 @@ class Prepared:
   """A run ready for its loop (see `prepare`)."""
   config: Any
   mesh: Mesh
-  parts: Parts
+  program: Program
   train_data: Pipeline | None          # None for an evaluation only
   eval_data: Pipeline
   checkpointer: checkpoint.Checkpointer
@@ -174,27 +176,27 @@ def prepare(config, workdir: str, *, explicit: Any = None, eval_only: bool = Fal
   if not eval_only:   # with every step count final
     checkpoint.check_config(workdir, config, override=override_config)
   channels = _check_data(config, train_data, eval_data)
-  parts = build(config, mesh, channels)
-  state = parts.init()
+  program = build(config, mesh, channels)
+  state = program.init()
   checkpointer = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
   start_step, window = 0, []
   if checkpointer.latest_step() is not None:
     state, position = checkpointer.restore(checkpoint.abstract(state))
     start_step, window = int(position["step"]), list(position.get("window", []))
   elif config.init_from:
-    state = init_from(state, config.init_from, parts.tx, mesh, ema=bool(config.ema_decay))
+    state = init_from(state, config.init_from, program.tx, mesh, ema=bool(config.ema_decay))
   if not eval_only:  # written once the run has started: a refused start leaves it as it was
     checkpoint.write_config(workdir, config)
-  counts = stats.totals(parts.model, parts.input_shape)
+  totals = counts.totals(program.model, program.input_shape)
   logging.info("%s: %s parameters, %s multiply-adds per image at %s.", config.variant or config.model.name,
-               f"{counts['params']:,}", f"{counts['macs']:,}", parts.input_shape[1:])
+               f"{totals['params']:,}", f"{totals['macs']:,}", program.input_shape[1:])
   logging.info("%s", platform.determinism_note(config.get("deterministic", True)))
   device_inputs = None
-  if parts.on_device and not eval_only:
-    device_inputs = parts.device_inputs(train_data.source, config, mesh, config.train_steps)
-  return Prepared(config=config, mesh=mesh, parts=parts, train_data=train_data, eval_data=eval_data,
+  if program.on_device and not eval_only:
+    device_inputs = program.device_inputs(train_data.source, config, mesh, config.train_steps)
+  return Prepared(config=config, mesh=mesh, program=program, train_data=train_data, eval_data=eval_data,
                   checkpointer=checkpointer, state=state, start_step=start_step, window=window,
-                  device_inputs=device_inputs, params=counts["params"], macs=counts["macs"])
+                  device_inputs=device_inputs, params=totals["params"], macs=totals["macs"])
 
 
 def _check_data(config, train_data: Pipeline | None, eval_data: Pipeline) -> int:

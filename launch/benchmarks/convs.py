@@ -95,7 +95,7 @@ def model_convs(config, batch: int) -> list[ConvCall]:
 
 
 def _median_ms(fn, reps: int) -> float:
-  from classic.bench import call_times
+  from classic.train.timing import call_times
   return 1e3 * statistics.median(call_times(fn, reps, warmup=1))
 
 
@@ -186,7 +186,7 @@ def run(config, batch: int, reps: int) -> dict:
   train_macs = sum((3 if c.needs_input_grad else 2) * c.macs() for c in convs)
   result = {"variant": config.variant, "batch": batch, "convolutions": len(convs),
             "conv_macs_per_image": macs // batch, "jax": jax_times(convs, reps), "torch": torch_times(convs, reps)}
-  from classic.bench import matmul_peak
+  from classic.train.timing import matmul_peak
   peak = matmul_peak()
   for side in ("jax", "torch"):
     if result[side]:

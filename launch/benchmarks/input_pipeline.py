@@ -70,13 +70,13 @@ TF_PIPELINE = textwrap.dedent(r"""
 
 
 def classic_rate(folder: str, recipe: str, workers: int, batches: int) -> dict:
-  """Images/s of classic's own pipeline for the recipe, as training runs it (classic.bench.input_speed)."""
-  from classic import bench
+  """Images/s of classic's own pipeline for the recipe, as training runs it (classic.train.timing.input_speed)."""
+  from classic.train import timing
   from configs import googlenet, resnet
   config = resnet.get_config("resnet50") if recipe == "imagenet" else googlenet.get_config("googlenet")
   config.dataset, config.model.num_classes, config.in_memory = folder, 20, False
   config.batch_size, config.data_workers = BATCH, workers
-  r = bench.input_speed(config, batches)
+  r = timing.input_speed(config, batches)
   return {"img_per_s": r["input_img_per_s"], "workers": r["input_workers"]}
 
 

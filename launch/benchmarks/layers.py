@@ -4,7 +4,7 @@ r"""classic's CPU forms of BatchNorm, max pooling and 1x1 convolutions against t
 
 Each row times one jitted function both ways on the shapes docs/performance.md quotes (ResNet-50 at
 batch 32 and CIFAR ResNet-20 at batch 128), with classic's CPU flags, and prints the medians in ms:
-- BN statistics: the mean and variance as `jnp.mean` does them, against `cpu_kernels._batch_sum`;
+- BN statistics: the mean and variance as `jnp.mean` does them, against `cpu_kernels.batch_sum`;
 - max pool, forward and backward: `flax.linen.max_pool` (XLA's select_and_scatter) against
   `layers.max_pool`;
 - a 1x1 convolution's kernel gradient: `lax.conv_general_dilated` against `layers.conv_general_dilated`.
@@ -29,7 +29,7 @@ def run(reps: int) -> list[dict]:
   import jax.numpy as jnp
   import numpy as np
 
-  from classic.bench import call_times
+  from classic.train.timing import call_times
   from classic.models import cpu_kernels, layers
 
   rng = np.random.default_rng(0)
@@ -49,8 +49,8 @@ def run(reps: int) -> list[dict]:
       return mean, jnp.mean(jnp.square(v - mean), axes, keepdims=True)
 
     def classic(v):
-      mean = cpu_kernels._batch_sum(v, axes) / n
-      return mean, cpu_kernels._batch_sum(jnp.square(v - mean), axes) / n
+      mean = cpu_kernels.batch_sum(v, axes) / n
+      return mean, cpu_kernels.batch_sum(jnp.square(v - mean), axes) / n
     rows.append({"what": "BN mean and variance", "shape": shape, "textbook_ms": ms(plain, x),
                  "classic_ms": ms(classic, x)})
   for shape in POOL_SHAPES:

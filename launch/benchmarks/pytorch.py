@@ -119,7 +119,7 @@ def run(name: str, batch: int = 0, steps: int = 20, warmup: int = 3) -> dict:
     opt.step()
     return loss.item()
 
-  from classic.bench import call_times  # imports no JAX
+  from classic.train.timing import call_times  # imports no JAX
   step_s = statistics.median(call_times(step, steps, warmup))
   return {"framework": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
           "model": name, "batch": batch, "step_s_median": step_s, "img_per_s": batch / step_s}

@@ -16,7 +16,7 @@ def test_the_digits_describe_themselves():
   assert (d.splits, d.num_classes, d.channels, d.image_size, d.train_examples) == (("train", "test"), 10, 1, (32, 32), 1437)
   assert d.class_names == tuple("0123456789") and d.fits_in_memory
   images = sources.digits("train").images.astype(np.float64)
-  mean, std = d.stats()
+  mean, std = d.channel_stats()
   assert mean == pytest.approx((images.mean(),), abs=0.01) and std == pytest.approx((images.std(),), abs=0.01)
 
 
@@ -26,7 +26,7 @@ def test_the_cifar_archive_describes_itself():
   d = info.describe(_with(common.load("configs/resnet.py:resnet20"), dataset=str(CIFAR_ARCHIVE)))
   assert (d.splits, d.num_classes, d.channels, d.image_size, d.train_examples) == (("test", "train"), 10, 3, (32, 32), 50000)
   assert d.class_names[:3] == ("airplane", "automobile", "bird") and d.needs_memory
-  mean, _ = d.stats()
+  mean, _ = d.channel_stats()
   assert mean == pytest.approx((125.3, 122.9, 113.9), abs=0.1)  # CIFAR-10's published channel means
 
 
@@ -40,7 +40,7 @@ def test_an_imagenet_recipe_moved_to_the_digits_takes_what_the_command_line_leav
   config = _with(common.load("configs/resnet.py:resnet34"), dataset="digits", eval_split="test")
   d = info.describe(config)
   derived = info.adapt(config, {"dataset", "std"}, d)   # the command line set dataset and std
-  assert derived == {"model.num_classes": 10, "channels": 1, "in_memory": True, "mean": d.stats()[0],
+  assert derived == {"model.num_classes": 10, "channels": 1, "in_memory": True, "mean": d.channel_stats()[0],
                      "augment": "cifar", "pca_lighting": 0.0}
   assert config.std == common.IMAGENET_STD and config.eval_split == "test"   # set by hand: kept
   assert config.derived_from_data == tuple(sorted(derived))
@@ -94,6 +94,6 @@ def test_a_tfds_data_set_describes_itself(tmp_path):
   assert d.class_names[:2] == ("digit0", "digit1") and d.fits_in_memory
   images = np.stack([sources.tfds_source(name, "train", data_dir=str(tmp_path), in_memory=False).get(i)[0]
                      for i in range(100)]).astype(np.float64)
-  assert d.stats() == ((round(images.mean(), 2),), (round(images.std(), 2),))
+  assert d.channel_stats() == ((round(images.mean(), 2),), (round(images.std(), 2),))
   derived = info.adapt(config, {"dataset", "data_dir"}, d)
-  assert derived["mean"] == d.stats()[0] and config.eval_split == "test" and config.channels == 1
+  assert derived["mean"] == d.channel_stats()[0] and config.eval_split == "test" and config.channels == 1

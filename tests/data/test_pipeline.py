@@ -202,7 +202,7 @@ def test_a_folder_or_archive_with_bad_files_names_them_all_and_skip_skips(digit_
   if not packed:  # a directory is described from a few probed files: the bad ones among them are passed over
     described = info.describe(folder_config(dataset, train_split="train", corrupt_files="skip"))
     assert described.channels == 1 and described.image_size == (32, 32) and described.train_examples == 44
-    assert len(described.stats()[0]) == 1
+    assert len(described.channel_stats()[0]) == 1
 
 
 def test_a_misspelled_tfds_name_suggests_the_nearest():

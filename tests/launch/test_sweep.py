@@ -64,7 +64,7 @@ def test_a_tiny_sweep_runs_and_a_rerun_skips_finished_runs(tmp_path):
   dry = in_process(*args, "--dry-run")[1]
   for name in ("digits-pool=trainable", "digits-pool=max"):   # with the final test accuracy
     assert f"{name}\tfinished (step 20; test top-1 {read_metrics(root / name)[-1]['eval/top1']:.4f})\t" in dry
-  assert f"finished digits-pool=max (step 20; test top-1 " in first.stdout
+  assert "finished digits-pool=max (step 20; test top-1 " in first.stdout
 
   # A run's identity is its whole config, --set included: more steps resume the finished runs ...
   more = [a.replace("train_steps=20", "train_steps=30") for a in args]

@@ -39,13 +39,13 @@ def test_imagenet_param_counts(depth, count):
 def test_imagenet_option_a_twins_have_the_plain_nets_counts_and_the_degradation_sweep_pairs_them():
   """He et al. 2015 Table 2 / Fig. 4: plain-18/34 against residual nets with option A, "no extra
   parameter compared to the plain counterparts"; resnet18/34 keep option B (Table 3)."""
-  from classic.models import stats
+  from classic.models import counts
   from launch import sweep
   for depth, plain_count in ((18, 11_515_688), (34, 21_623_848)):
     plain, twin = (resnet_configs.get_config(v) for v in (f"plain{depth}", f"resnet{depth}_a"))
     assert twin.model.shortcut == "A" and twin.model.residual and not plain.model.residual
-    counts = [stats.totals(models.build(c.model), (1, 224, 224, 3)) for c in (plain, twin)]
-    assert counts[0] == counts[1] and counts[0]["params"] == plain_count
+    totals = [counts.totals(models.build(c.model), (1, 224, 224, 3)) for c in (plain, twin)]
+    assert totals[0] == totals[1] and totals[0]["params"] == plain_count
   from tests.conftest import REPO
   runs = [r["config"].split(":")[1] for r in sweep.load(str(REPO / "launch/sweeps/degradation.py"))]
   assert runs[-4:] == ["plain18", "resnet18_a", "plain34", "resnet34_a"]

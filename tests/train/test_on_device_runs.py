@@ -86,8 +86,8 @@ def test_replicas_of_a_batch_norm_net_agree_with_single_runs_to_float_tolerance(
   for seed, n in ((1, 1), (0, 2)):
     c = common.load("configs/resnet.py:resnet20")
     c.model.depth, c.batch_size, c.data_on_device, c.seed, c.replicas = 8, 16, True, seed, n
-    parts = setup.build(c, mesh)
-    state, metrics = parts.step_fn(parts.init(), *parts.device_inputs(source, c, mesh, 1))
+    program = setup.build(c, mesh)
+    state, metrics = program.step_fn(program.init(), *program.device_inputs(source, c, mesh, 1))
     losses[n] = jax.device_get(metrics)
   for key in ("train/loss", "train/grad_norm"):
     assert losses[2][key].shape == (2,)

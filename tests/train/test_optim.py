@@ -62,14 +62,14 @@ def test_the_scanned_k_step_call_matches_k_single_steps():
   mesh = mesh_lib.make_mesh()
   batches = [Pipeline(c, train=True).train_batch(s) for s in range(4)]
   with platform.use_cpu_kernels(False):
-    parts = setup.build(c, mesh, 1)
-    assert parts.steps_fn is not None and parts.abstract_batch(64, 4)["image"].shape == (4, 64, 32, 32, 1)
-    state = parts.init()
+    program = setup.build(c, mesh, 1)
+    assert program.steps_fn is not None and program.abstract_batch(64, 4)["image"].shape == (4, 64, 32, 32, 1)
+    state = program.init()
     singles = []
     for b in batches:
-      state, m = parts.step_fn(state, mesh_lib.global_batch(mesh, b))
+      state, m = program.step_fn(state, mesh_lib.global_batch(mesh, b))
       singles.append(float(m["train/loss"]))
-    state2, stacked = parts.steps_fn(parts.init(), mesh_lib.global_batches(mesh, batches))
+    state2, stacked = program.steps_fn(program.init(), mesh_lib.global_batches(mesh, batches))
   assert stacked["train/loss"].shape == (4,) and int(state2.step) == 4
   np.testing.assert_allclose(np.asarray(stacked["train/loss"]), singles, rtol=1e-5)
   for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(state2.params)):

@@ -1,5 +1,5 @@
 """setup.prepare: a run made ready for its loop once, in order: the config checked once, a recipe moved
-to its data set, the data checked, the parts built, the workdir's config written."""
+to its data set, the data checked, the program built, the workdir's config written."""
 
 import json
 

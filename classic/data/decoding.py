@@ -6,7 +6,7 @@ random draws, in the same order, give the crop's box in the source image first; 
   mode: 1/2, 1/4 or 1/8, never below the resolution the output needs), and
 - the box is resampled straight to the output size (PIL's `resize(box=...)`), instead of resizing the
   whole image and cutting the crop out of it.
-The result is the paper's crop of the same region at the same scale (tests/data/test_examples.py
+The result is the paper's crop of the same region at the same scale (tests/data/test_decoding.py
 checks the boxes against augment.py's forms). Per image of ImageNet's size this is about 2-3x less
 work than decode + full resize + crop (docs/performance.md).
 """
