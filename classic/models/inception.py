@@ -6,8 +6,10 @@ pools (3x3) and optionally projects with a 1x1 convolution.
 
 The layer specs, one vocabulary for Inception v1-v4 (classic/models/inception_v4.py builds its stems,
 modules and reductions from them too): `ConvSpec` (a convolution + BN + ReLU), `PoolSpec` (a max or
-average pool) and `Split` (parallel specs on one input whose outputs are concatenated: Inception v3's
-expanded 8x8 bank, Fig. 7 of Szegedy et al. 2015). A branch is a sequence of them. Strided modules (BN-Inception 3c/4e, Inception v3's grid reductions, Fig. 10)
+average pool), `Split` (parallel specs on one input whose outputs are concatenated: Inception v3's
+expanded 8x8 bank, Fig. 7 of Szegedy et al. 2015) and `Parallel` (parallel branches, each a sequence
+of specs, concatenated: a stem's 'mixed' stage). A branch is a sequence of them, and `apply_specs` is
+the one interpreter of the vocabulary, for every family. Strided modules (BN-Inception 3c/4e, Inception v3's grid reductions, Fig. 10)
 are the same module with stride-2 last convolutions and a pass-through pool.
 
 `factorize` is the one place where a large nxn convolution is written in one of the three ways the
@@ -58,6 +60,36 @@ class Split(NamedTuple):
   """Parallel specs on one input whose outputs are concatenated (Szegedy et al. 2015 Fig. 7)."""
 
   convs: tuple[ConvSpec, ...]
+
+
+class Parallel(NamedTuple):
+  """Branches, each a sequence of specs, on one input; their outputs concatenated (Inception-v4's
+  stems, Szegedy et al. 2016 Fig. 3; TF-slim's 'mixed')."""
+
+  branches: tuple[tuple, ...]
+
+
+def apply_specs(specs: Sequence, x: jax.Array, train: bool, *, conv_bn: dict, name: Callable[[tuple[int, ...]], str],
+                count_include_pad: bool = True) -> jax.Array:
+  """`specs` applied one after another to x: the one interpreter of the layer-spec vocabulary.
+
+  Call it inside a module's compact method: each ConvSpec becomes a ConvBN (`conv_bn`: its BN and init
+  arguments) of that module named `name(path)`, path being the spec's position (j,) in `specs`, or
+  (j, k) for member k of a Split at j. Average pools count padding as `count_include_pad` says.
+  """
+
+  def one(spec, y, path):
+    if isinstance(spec, ConvSpec):
+      return conv_of(spec, name(path), **conv_bn)(y, train)
+    if isinstance(spec, PoolSpec):
+      return pool_of(spec, y, count_include_pad)
+    if isinstance(spec, Split):
+      return jnp.concatenate([one(s, y, path + (k,)) for k, s in enumerate(spec.convs)], axis=-1)
+    raise ValueError(f"unknown layer spec {spec!r}")
+
+  for j, spec in enumerate(specs):
+    x = one(spec, x, (j,))
+  return x
 
 
 # Accepted factorization names, mapped to the canonical ones.
@@ -138,20 +170,10 @@ class InceptionModule(nn.Module):
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     conv_bn = dict(bn=self.bn, bn_group_size=self.bn_group_size, bn_epsilon=self.bn_epsilon,
                    kernel_init=self.kernel_init, dtype=self.dtype)
-
-    def apply(spec: ConvSpec, y: jax.Array, name: str) -> jax.Array:
-      return conv_of(spec, name, **conv_bn)(y, train)
-
-    outputs = []
-    for i, branch in enumerate(self.branches):
-      y = x
-      for j, layer in enumerate(branch):
-        if isinstance(layer, Split):
-          y = jnp.concatenate([apply(c, y, f"branch{i}_conv{j}{'abcdefgh'[k]}")
-                               for k, c in enumerate(layer.convs)], axis=-1)
-        else:
-          y = apply(layer, y, f"branch{i}_conv{j}")
-      outputs.append(y)
+    # branch i's layer j is 'branch{i}_conv{j}', member k of a Split there 'branch{i}_conv{j}{a, b, ...}'
+    outputs = [apply_specs(branch, x, train, conv_bn=conv_bn, count_include_pad=self.count_include_pad,
+                           name=lambda path, i=i: f"branch{i}_conv{path[0]}" + "".join("abcdefgh"[k] for k in path[1:]))
+               for i, branch in enumerate(self.branches)]
 
     y = pool_of(PoolSpec(self.pool, 3, self.pool_strides, self.pool_padding), x, self.count_include_pad)
     if self.pool_proj:

@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 
 from classic.models import Reference, register, variant
-from classic.models.inception import ConvSpec, PoolSpec, Split, conv_of, pool_of
+from classic.models.inception import ConvSpec, Parallel, PoolSpec, Split, apply_specs
 from classic.models.layers import Conv, ConvBN, fusion_barrier, global_avg_pool, relu
 
 
@@ -75,20 +75,10 @@ class Chain(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    for i, spec in enumerate(self.specs):
-      x = self._apply(spec, x, train, str(i))
-    return x
-
-  def _apply(self, spec, x, train, name):
-    if isinstance(spec, ConvSpec):
-      return conv_of(spec, f"conv{name}", bn_group_size=self.bn_group_size, bn_epsilon=self.bn_epsilon,
-                     dtype=self.dtype)(x, train)
-    if isinstance(spec, PoolSpec):
-      return pool_of(spec, x, count_include_pad=False)
-    if isinstance(spec, Split):
-      return jnp.concatenate([self._apply(s, x, train, f"{name}_{j}") for j, s in enumerate(spec.convs)],
-                             axis=-1)
-    raise ValueError(f"unknown layer spec {spec!r}")
+    # layer j is 'conv{j}', member k of a Split there 'conv{j}_{k}'; average pools as TF's (padding not counted)
+    return apply_specs(self.specs, x, train, count_include_pad=False,
+                       conv_bn=dict(bn_group_size=self.bn_group_size, bn_epsilon=self.bn_epsilon, dtype=self.dtype),
+                       name=lambda path: "conv" + "_".join(map(str, path)))
 
 
 class Mixed(nn.Module):
@@ -126,11 +116,11 @@ class ResidualInception(nn.Module):
 
 # ---- Inception-v4 (Figs. 3-9) ----
 STEM_V4 = (  # Fig. 3: 299x299x3 -> 35x35x384
-    ("chain", (conv(32, 3, stride=2, padding=VALID), conv(32, 3, padding=VALID), conv(64, 3))),
-    ("mixed", ((MAX_POOL,), (conv(96, 3, stride=2, padding=VALID),))),
-    ("mixed", ((conv(64, 1), conv(96, 3, padding=VALID)),
-               (conv(64, 1), conv(64, 7, 1), conv(64, 1, 7), conv(96, 3, padding=VALID)))),
-    ("mixed", ((conv(192, 3, stride=2, padding=VALID),), (MAX_POOL,))),
+    (conv(32, 3, stride=2, padding=VALID), conv(32, 3, padding=VALID), conv(64, 3)),
+    Parallel(((MAX_POOL,), (conv(96, 3, stride=2, padding=VALID),))),
+    Parallel(((conv(64, 1), conv(96, 3, padding=VALID)),
+              (conv(64, 1), conv(64, 7, 1), conv(64, 1, 7), conv(96, 3, padding=VALID)))),
+    Parallel(((conv(192, 3, stride=2, padding=VALID),), (MAX_POOL,))),
 )
 INCEPTION_A = ((AVG_POOL, conv(96, 1)), (conv(96, 1),), (conv(64, 1), conv(96, 3)),
                (conv(64, 1), conv(96, 3), conv(96, 3)))                                   # Fig. 4
@@ -153,9 +143,9 @@ def reduction_a(k: int, l: int, m: int, n: int) -> tuple:
 
 
 # ---- Inception-ResNet-v1 (Figs. 10-15) ----
-STEM_RESNET_V1 = (("chain", (conv(32, 3, stride=2, padding=VALID), conv(32, 3, padding=VALID), conv(64, 3),
-                              MAX_POOL, conv(80, 1), conv(192, 3, padding=VALID),
-                              conv(256, 3, stride=2, padding=VALID))),)                      # Fig. 14
+STEM_RESNET_V1 = ((conv(32, 3, stride=2, padding=VALID), conv(32, 3, padding=VALID), conv(64, 3),
+                   MAX_POOL, conv(80, 1), conv(192, 3, padding=VALID),
+                   conv(256, 3, stride=2, padding=VALID)),)                                    # Fig. 14
 IR_A_V1 = ((conv(32, 1),), (conv(32, 1), conv(32, 3)), (conv(32, 1), conv(32, 3), conv(32, 3)))  # Fig. 10
 IR_B_V1 = ((conv(128, 1),), (conv(128, 1), conv(128, 1, 7), conv(128, 7, 1)))           # Fig. 11
 IR_C_V1 = ((conv(192, 1),), (conv(192, 1), conv(192, 1, 3), conv(192, 3, 1)))           # Fig. 13
@@ -171,17 +161,17 @@ REDUCTION_B_V2 = ((MAX_POOL,), (conv(256, 1), conv(384, 3, stride=2, padding=VAL
                   (conv(256, 1), conv(288, 3, stride=2, padding=VALID)),
                   (conv(256, 1), conv(288, 3), conv(320, 3, stride=2, padding=VALID)))       # Fig. 18
 STEM_TF_SLIM = (  # TF-slim's stem up to and including 'mixed_5b': 299x299x3 -> 35x35x320
-    ("chain", (conv(32, 3, stride=2, padding=VALID), conv(32, 3, padding=VALID), conv(64, 3), MAX_POOL,
-                conv(80, 1, padding=VALID), conv(192, 3, padding=VALID), MAX_POOL)),
-    ("mixed", ((conv(96, 1),), (conv(48, 1), conv(64, 5)), (conv(64, 1), conv(96, 3), conv(96, 3)),
-               (AVG_POOL, conv(64, 1)))),
+    (conv(32, 3, stride=2, padding=VALID), conv(32, 3, padding=VALID), conv(64, 3), MAX_POOL,
+     conv(80, 1, padding=VALID), conv(192, 3, padding=VALID), MAX_POOL),
+    Parallel(((conv(96, 1),), (conv(48, 1), conv(64, 5)), (conv(64, 1), conv(96, 3), conv(96, 3)),
+              (AVG_POOL, conv(64, 1)))),
 )
 
 
 # ---- TF-slim's branch orders (timm, Keras): the pooling branch last; see the module docstring ----
 STEM_V4_TF_SLIM = STEM_V4[:2] + (
-    ("mixed", ((conv(64, 1), conv(96, 3, padding=VALID)),
-               (conv(64, 1), conv(64, 1, 7), conv(64, 7, 1), conv(96, 3, padding=VALID)))),
+    Parallel(((conv(64, 1), conv(96, 3, padding=VALID)),
+              (conv(64, 1), conv(64, 1, 7), conv(64, 7, 1), conv(96, 3, padding=VALID)))),
     STEM_V4[3])
 INCEPTION_A_TF_SLIM = INCEPTION_A[1:] + INCEPTION_A[:1]
 INCEPTION_B_TF_SLIM = (INCEPTION_B[1], INCEPTION_B[2],
@@ -211,10 +201,12 @@ def _scales(residual_scale: Any) -> tuple[float, float, float]:
 class _Inception(nn.Module):
   """Shared plumbing: stem, three stages separated by two reductions, pooled dropout classifier."""
 
-  def _stem(self, specs, x, train, common):
-    for i, (kind, spec) in enumerate(specs):
-      cls = Chain if kind == "chain" else Mixed
-      x = cls(spec, **common, name=f"stem{i}")(x, train)
+  def _stem(self, stages, x, train, common):
+    """A stem: stages that are a sequence of specs (a Chain) or a Parallel (a Mixed)."""
+    for i, stage in enumerate(stages):
+      module = Mixed(stage.branches, **common, name=f"stem{i}") if isinstance(stage, Parallel) else \
+          Chain(stage, **common, name=f"stem{i}")
+      x = module(x, train)
     self.sow("intermediates", "stem_out", x)
     return x
 
