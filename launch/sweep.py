@@ -170,13 +170,12 @@ def test_result(workdir: Path) -> str:
 
 def resolve(run: dict, sets: list[str]):
   """(config, explicit fields) of a run with the sweep's --set values, built exactly as classic.main
-  builds it from the run's command line, and checked (classic.train.validate)."""
+  builds it from the run's command line, and checked (classic.train.setup.check)."""
   from classic import command
-  from classic.train import epochs, validate
+  from classic.train import setup
   overrides = sets + [f"{k}={v}" for k, v in run.items() if k != "config"]
   config, explicit = command.load_config(run["config"], overrides)
-  epochs.prefer_explicit(config, explicit)     # as classic.train.setup.prepare does
-  validate.check(config, explicit)
+  setup.check(config, explicit)                # prepare's first step, as classic.main runs it
   return config, explicit
 
 

@@ -154,14 +154,21 @@ class Prepared:
   macs: int
 
 
+def check(config, explicit: Any = (), num_devices: int = 1) -> None:
+  """The first step of `prepare`, alone (what a sweep plans with and classic.bench times): a step
+  count the command line set wins over the recipe's epochs, then every config mistake at once
+  (the batch split over `num_devices`; a sweep's launcher leaves the accelerators to its runs)."""
+  epochs.prefer_explicit(config, explicit)
+  validate.check(config, explicit, num_devices=num_devices)
+
+
 def prepare(config, workdir: str, *, explicit: Any = None, eval_only: bool = False,
             override_config: bool = False) -> Prepared:
   """Everything before the loop, in order (module docstring). `explicit`: the dotted fields the
   command line set on a recipe (classic.main), which also moves it to a --config.dataset; None for a
   config taken as it is (a workdir's config.json). `eval_only`: no training split, nothing written."""
   os.makedirs(workdir, exist_ok=True)
-  epochs.prefer_explicit(config, explicit or ())   # --config.train_steps=N over the recipe's epochs
-  validate.check(config, explicit or (), num_devices=jax.device_count())  # before any data loads
+  check(config, explicit or (), jax.device_count())   # before any data loads
   if explicit and "dataset" in explicit:
     data_info.adapt(config, explicit)
   mesh = mesh_lib.make_mesh()

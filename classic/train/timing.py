@@ -20,7 +20,7 @@ from classic.data import augment, sources
 from classic.data.pipeline import Pipeline
 from classic.data.sources import DataError
 from classic.models import counts
-from classic.train import mesh as mesh_lib, setup, validate
+from classic.train import mesh as mesh_lib, setup
 
 # data_on_device: the size of the synthetic split the step draws its batches from (CIFAR's).
 DEVICE_SPLIT = 50_000
@@ -81,7 +81,7 @@ def train_step_speed(config, steps: int, warmup: int, profile: int = 0) -> dict:
 
 
   mesh = mesh_lib.make_mesh()
-  validate.check(config, num_devices=jax.device_count())  # what the trainer checks, the batch split included
+  setup.check(config, num_devices=jax.device_count())  # what the trainer checks first, the batch split included
   program = setup.build(config, mesh)
   model, state = program.model, program.init()
   shape = (config.batch_size,) + program.input_shape[1:]
