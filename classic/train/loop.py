@@ -1,8 +1,11 @@
-"""The training loop: build, restore, train, evaluate, checkpoint; stop cleanly on request.
+"""The training loop: train, evaluate, checkpoint; stop cleanly on request. Everything before the loop
+(config checks, data, model, restore) is classic.train.setup.prepare.
 
 A batch travels: pipeline (this process's rows) -> global array on the mesh -> jit train step (state
 donated) -> metrics kept on device, fetched every `log_every` steps (no per-step host sync) ->
-checkpoint every `checkpoint_every` steps with the data position. Evaluation covers the whole split.
+checkpoint every `checkpoint_every` steps with the data position. With config.data_on_device the step
+draws its batch on the device itself (classic.data.on_device), and with config.steps_per_call a call
+runs K steps. Evaluation covers the whole split.
 """
 
 from __future__ import annotations

@@ -2,15 +2,16 @@
 data set, checks the data, loads the splits, builds the program and restores the checkpoint.
 
   prepare(config, workdir, explicit)
-    epochs.prefer_explicit                    a step count set on the command line wins over the recipe's epochs
-    validate.check(config, explicit)          every config mistake at once, before any data loads
+    check: epochs.prefer_explicit             a step count set on the command line wins over the recipe's epochs
+           validate.check(config, explicit)   every config mistake at once, before any data loads
     data_info.describe + adapt                a recipe moved to --config.dataset (the data describes itself)
-    Pipeline(train), Pipeline(eval)           the splits, sharded per process
+    Pipeline(eval), Pipeline(train)           the splits, sharded per process
     epochs.resolve                            a schedule in epochs, in steps of this split and batch
     checkpoint.check_config                   the workdir trains this config, or nothing yet
-    data_info.check                           augmentation, channels and statistics against the data
-    build(config, mesh) -> Program              model, optimizer, schedule, jitted steps
-    Program.init / Checkpointer.restore         the state: fresh, from init_from, or the last checkpoint
+    _check_data (data_info.check, ...)        augmentation, channels and normalisation against the data
+    build(config, mesh) -> Program            model, optimizer, schedule, jitted steps
+    Program.init, Checkpointer.restore        the state: fresh, from init_from, or the last checkpoint
+    Program.device_inputs                     config.data_on_device: the split and its order on the devices
   -> Prepared, which `Trainer` (loop.py) runs.
 
 `build` alone gives the program for a config without data: `classic.bench`, `launch.accelerator_check`
