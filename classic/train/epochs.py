@@ -4,10 +4,11 @@ and the steps follow from the training split's size and the batch size.
 Each step field has an epochs twin (EPOCH_FIELDS); a recipe sets the twin, and `resolve` sets the
 step field from it: steps = round(epochs x steps per epoch), one epoch being round(examples / batch)
 steps. A recipe's steps are resolved when it is loaded, for its own data set's known size
-(TRAIN_EXAMPLES: what `common.load` shows and what a sweep plans with), and again when the run starts
-(classic.train.setup.prepare), for the training split it actually reads and the batch it actually
-uses: a recipe moved to CIFAR keeps its epochs, and --config.batch_size=128 keeps them too. A step
-field set on the command line wins over its twin, which is then cleared (`prefer_explicit`). Recipes
+(TRAIN_EXAMPLES: what `common.load` shows and what a sweep plans with), and again when a run started
+from the command line begins (classic.train.setup.prepare), for the training split it actually reads
+and the batch it actually uses: a recipe moved to CIFAR keeps its epochs, and --config.batch_size=128
+keeps them too. A step field set on the command line wins over its twin, which is then cleared
+(`prefer_explicit`); a config built in code, or a workdir's, keeps the steps it holds. Recipes
 whose papers count iterations (He et al. on CIFAR: 32k, 48k, 64k; VGG's 370k) leave the twins at 0.
 big_vision's `utils.steps()` (epochs, examples or steps -> steps) is the model.
 """

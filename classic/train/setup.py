@@ -6,7 +6,7 @@ data set, checks the data, loads the splits, builds the program and restores the
            validate.check(config, explicit)   every config mistake at once, before any data loads
     data_info.describe + adapt                a recipe moved to --config.dataset (the data describes itself)
     Pipeline(eval), Pipeline(train)           the splits, sharded per process
-    epochs.resolve                            a schedule in epochs, in steps of this split and batch
+    epochs.resolve                            command line: a schedule in epochs, in steps of this split and batch
     checkpoint.check_config                   the workdir trains this config, or nothing yet
     _check_data (data_info.check, ...)        augmentation, channels and normalisation against the data
     build(config, mesh) -> Program            model, optimizer, schedule, jitted steps
@@ -176,7 +176,10 @@ def prepare(config, workdir: str, *, explicit: Any = None, eval_only: bool = Fal
   pid, pcount = jax.process_index(), jax.process_count()
   eval_data = Pipeline(config, train=False, process_index=pid, process_count=pcount, num_devices=jax.device_count())
   train_data = None if eval_only else Pipeline(config, train=True, process_index=pid, process_count=pcount)
-  if train_data is not None and epochs.resolve(config, len(train_data)):   # epochs of this split, this batch
+  # A recipe's epochs were resolved for its own data and batch when it loaded; the command line may
+  # have changed either (or the epochs): in steps of the split read here and its batch. A config taken
+  # as it is (a workdir's, or built in code: explicit None) keeps the steps it has.
+  if explicit is not None and train_data is not None and epochs.resolve(config, len(train_data)):
     problems = validate.interval_problems(config)
     if problems:
       raise ValueError(f"In steps of this data set ({len(train_data):,} training examples, batch "

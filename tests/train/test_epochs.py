@@ -26,10 +26,20 @@ def test_a_run_counts_its_epochs_in_its_own_data_and_batch(tmp_path):
   c = common.load("configs/lenet.py:digits")
   c.train_epochs, c.eval_every_epochs, c.checkpoint_every_epochs = 3, 1, 1.5
   c.batch_size = 32                         # 1,437 training digits: 45 steps an epoch
-  run = setup.prepare(c, str(tmp_path))
+  run = setup.prepare(c, str(tmp_path), explicit={"batch_size"})      # as --config.batch_size=32
   assert (run.config.train_steps, run.config.eval_every, run.config.checkpoint_every) == (135, 45, 68)
   saved = json.loads((tmp_path / "config.json").read_text())
   assert saved["train_steps"] == 135 and saved["train_epochs"] == 3
+  run.checkpointer.close()
+
+
+def test_a_config_built_in_code_keeps_the_steps_it_holds(tmp_path):
+  """Code that sets train_steps on an epoch recipe (a test's 2 steps) is not overruled by the epochs:
+  only the command line's changes are resolved again (a workdir's config.json holds its steps)."""
+  c = common.load("configs/lenet.py:digits")
+  c.train_epochs, c.train_steps = 3, 7
+  run = setup.prepare(c, str(tmp_path))
+  assert run.config.train_steps == 7
   run.checkpointer.close()
 
 
