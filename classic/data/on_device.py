@@ -41,9 +41,7 @@ def put(source: sources.InMemory, augment: str, mesh: Mesh) -> dict[str, jax.Arr
   images = source.images
   if augment in ("shift", "cifar"):
     images = np.pad(images, ((0, 0), (CROP_PAD, CROP_PAD), (CROP_PAD, CROP_PAD), (0, 0)))
-  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  host = {"image": np.ascontiguousarray(images), "label": source.labels.astype(np.int32)}
-  return {k: jax.make_array_from_callback(v.shape, replicated, lambda index, v=v: v[index]) for k, v in host.items()}
+  return {"image": _replicated(np.ascontiguousarray(images), mesh), "label": _replicated(source.labels.astype(np.int32), mesh)}
 
 
 def order(seeds: np.ndarray, steps: int, batch_size: int, n: int, mesh: Mesh) -> jax.Array:
@@ -53,8 +51,13 @@ def order(seeds: np.ndarray, steps: int, batch_size: int, n: int, mesh: Mesh) ->
   seeds = np.asarray(seeds)
   host = np.stack([np.stack([epoch_order(int(seed), e, n) for e in range(epochs)]).astype(np.int32)
                    for seed in seeds.reshape(-1)]).reshape(seeds.shape + (epochs, n))
-  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  return jax.make_array_from_callback(host.shape, replicated, lambda index: host[index])
+  return _replicated(host, mesh)
+
+
+def _replicated(host: np.ndarray, mesh: Mesh) -> jax.Array:
+  """A host array as one global array held whole by every device of `mesh` (on every process)."""
+  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 
 def batch(data: dict[str, jax.Array], order_: jax.Array, seed: jax.Array, step: jax.Array, *,

@@ -172,22 +172,17 @@ class Trainer:
         logging.info("Nothing to do: the run is at step %d of %d.", step, c.train_steps)
       while step < c.train_steps:
         t = time.time()
-        group = self._device_inputs if batches is None else [next(batches)[1] for _ in range(k)]
+        group = None if batches is None else [next(batches)[1] for _ in range(k)]
         data_time += time.time() - t
-        if batches is None:  # data_on_device: (state, data, order, seeds) -> K steps
-          if self._train_steps is None:
-            for i in range(k):
-              self.state, metrics = self._train_step(self.state, *group)
-              pending.append((step + i, metrics, 1))
-          else:
-            self.state, metrics = self._train_steps(self.state, *group)
-            pending.append((step, metrics, k))
-        elif self._train_steps is None:  # one dispatch per step (K = 1, or K on the CPU: platform.scan_steps)
-          for i, local in enumerate(group):
-            self.state, metrics = self._train_step(self.state, mesh_lib.global_batch(self.mesh, local))
+        # data_on_device: every call takes (data, order, seeds) and draws its own batches on the device
+        if self._train_steps is None:  # one dispatch per step (K = 1, or K on the CPU: platform.scan_steps)
+          for i in range(k):
+            args = self._device_inputs if group is None else (mesh_lib.global_batch(self.mesh, group[i]),)
+            self.state, metrics = self._train_step(self.state, *args)
             pending.append((step + i, metrics, 1))
-        else:  # K batches staged on the device at once, K steps in one call
-          self.state, metrics = self._train_steps(self.state, mesh_lib.global_batches(self.mesh, group))
+        else:  # K steps in one call (K host batches staged on the device at once)
+          args = self._device_inputs if group is None else (mesh_lib.global_batches(self.mesh, group),)
+          self.state, metrics = self._train_steps(self.state, *args)
           pending.append((step, metrics, k))
         step += k
         stopping = self._agree_to_stop(stop, step)
