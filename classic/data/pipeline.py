@@ -187,6 +187,7 @@ class ExampleMaker:
     self.eval_size = config.get("eval_image_size", 0) or config.image_size
     self.eval_scales = dense_scales(config)
     self.skip_corrupt = config.corrupt_files == "skip"
+    self.regions = config.get("jpeg_regions", True)
     self._perm: tuple[int, np.ndarray] | None = None
     if self.augment not in augment.AUGMENTATIONS:
       raise ValueError(f"Unknown augment {self.augment!r}: use one of {', '.join(map(repr, augment.AUGMENTATIONS))}.")
@@ -229,8 +230,8 @@ class ExampleMaker:
     try:
       if isinstance(data, bytes) and not self.pad and kind in ("imagenet", "inception"):
         if kind == "imagenet":
-          return decoding.scale_augment(data, rng, size, self.scale_range), label
-        return decoding.inception_crop(data, rng, size), label
+          return decoding.scale_augment(data, rng, size, self.scale_range, self.regions), label
+        return decoding.inception_crop(data, rng, size, self.regions), label
       image = self._array(data, index)
     except decoding.DecodeError as e:
       raise self._corrupt(index, e) from e
@@ -271,7 +272,7 @@ class ExampleMaker:
       raise ValueError(f"Unknown eval_crop {crop!r}: use one of {', '.join(map(repr, augment.EVAL_CROPS))}.")
     try:
       if isinstance(data, bytes) and not self.pad and crop == "center":
-        return decoding.center_crop(data, size, self.eval_resize), label
+        return decoding.center_crop(data, size, self.eval_resize, self.regions), label
       if isinstance(data, bytes) and not self.pad:
         image = decoding.decoded(data, {"ten_crop": self.eval_resize,
                                         "multi_crop_144": min(augment.GOOGLENET_144_SCALES)}.get(crop, 0))

@@ -39,6 +39,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.in_memory = True           # decode the split once into RAM (small data sets)
   c.corrupt_files = "stop"     # image folder with an unreadable file: 'stop' or 'skip'
   c.data_workers = -1          # grain processes decoding encoded images: -1 = one per core, 0 = threads here
+  c.jpeg_regions = True        # decode only the window of a JPEG that a crop reads (classic.data.jpeg_regions)
   c.data_on_device = False     # in-memory split held on the accelerator, pad-crop-flip there (classic.data.on_device)
   c.derived_from_data = ()     # fields a moved recipe took from the data set (classic.data.info), not set by hand
   # Schedule of the run.
