@@ -62,7 +62,8 @@ SIZES = {
 }
 
 LIBRARIES = ("jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "libtpu", "flax", "optax",
-             "orbax-checkpoint", "ml_collections", "numpy", "grain", "tensorflow-datasets", "pillow")
+             "orbax-checkpoint", "ml_collections", "numpy", "grain", "tensorflow-datasets", "pillow",
+             "nvidia-nvimgcodec-cu13")
 
 
 def _versions() -> dict:
@@ -165,6 +166,7 @@ def input_pipeline(size: dict, folder: str) -> dict:
                     f"pca_lighting={config.pca_lighting} image_size={config.image_size}",
           "images": size["folder_images"], "batch": config.batch_size, "batches": size["input_batches"],
           "img_per_s": r["input_img_per_s"], "workers": r["input_workers"],
+          "jpeg_regions": r["input_jpeg_regions"],
           "batch_shape": [config.batch_size, config.image_size, config.image_size, config.channels],
           "folder_build_s": build_s, "host_cpus": os.cpu_count()}
 
@@ -329,6 +331,7 @@ def summary(report: dict) -> str:
   ip = report["input_pipeline"]
   lines.append("input pipeline     " + (f"error: {ip['error']}" if "error" in ip else
                                        f"{ip['img_per_s']:.0f} img/s on {ip['host_cpus']} CPUs"
+                                       + (" (JPEG windows)" if ip.get("jpeg_regions") else " (whole JPEGs)")
                                        + (f" = {ip['input_over_step']:.2f} x the resnet50 step" if ip.get("input_over_step") else "")))
   rr = report["real_run"]
   lines.append("real run           " + (f"error: {rr['error']}" if "error" in rr else

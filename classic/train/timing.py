@@ -16,7 +16,7 @@ import time
 import jax
 import numpy as np
 
-from classic.data import augment, sources
+from classic.data import augment, jpeg_regions, sources
 from classic.data.pipeline import Pipeline
 from classic.data.sources import DataError
 from classic.models import counts
@@ -149,4 +149,5 @@ def input_speed(config, batches: int) -> dict:
     stream.close()
     pipe.close()
   return {"input_img_per_s": batches * config.batch_size / elapsed, "input_load_s": load_s,
-          "input_workers": pipe.workers, "dataset": config.dataset}
+          "input_workers": pipe.workers, "dataset": config.dataset,
+          "input_jpeg_regions": bool(config.get("jpeg_regions", True) and jpeg_regions.available())}
