@@ -81,12 +81,16 @@ def test_eval_decodes_each_example_once_and_counts_all(jpeg_folder, monkeypatch)
   assert sum(m.sum() for m in masks) == 48 and len(reads) == 60   # 3 batches of 20, each row read once
 
 
-def test_a_corrupt_jpeg_read_in_a_worker_is_named_or_skipped(jpeg_folder, tmp_path):
+@pytest.mark.parametrize("damage", ["header", "rows"])
+def test_a_corrupt_jpeg_read_in_a_worker_is_named_or_skipped(jpeg_folder, tmp_path, damage):
+  """header: not a JPEG past its first marker; rows: a whole header, the first tenth of the rows (read
+  through libjpeg-turbo's window decoding, jpeg_regions.py, where available)."""
   import shutil
   folder = tmp_path / "corrupt"
   shutil.copytree(jpeg_folder, folder)
   bad = folder / "train" / "class_01" / "000005.jpg"
-  bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+  data = bad.read_bytes()
+  bad.write_bytes(b"\xff\xd8\xff\xe0 truncated" if damage == "header" else data[:len(data) // 10])
   c = recipe(folder, data_workers=1, batch_size=48)   # one step reads every file
   with pytest.raises(sources.DataError, match=r"Cannot decode image .*000005\.jpg.*corrupt_files=skip"):
     take(Pipeline(c, train=True).train_iter(0), 1)
