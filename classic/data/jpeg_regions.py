@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import tempfile
 import threading
 
@@ -29,23 +30,23 @@ _EXTENSION = "libjpeg_turbo_ext"
 
 
 def _cpu_extension_dir(package_dir: str) -> str | None:
-  """A directory holding (a link to) the package's CPU JPEG extension and nothing else."""
+  """A directory holding (a link to, or a copy of) the package's CPU JPEG extension and nothing else."""
   extensions = os.path.join(package_dir, "extensions")
   names = [n for n in os.listdir(extensions) if n.startswith(_EXTENSION)] if os.path.isdir(extensions) else []
   if not names:
     return None
   target = os.path.join(extensions, names[0])
-  here = os.path.join(tempfile.gettempdir(), f"classic-nvimgcodec-{os.getuid() if hasattr(os, 'getuid') else 0}",
-                      names[0].replace(".", "_"))
-  os.makedirs(here, exist_ok=True)
+  user = os.getuid() if hasattr(os, "getuid") else 0
+  here = os.path.join(tempfile.gettempdir(), f"classic-nvimgcodec-{user}", names[0].replace(".", "_"))
   link = os.path.join(here, names[0])
-  if os.path.realpath(link) != os.path.realpath(target):
+  if not os.path.exists(link):
+    os.makedirs(here, exist_ok=True)
+    staged = f"{link}.{os.getpid()}.{threading.get_ident()}"   # each process stages its own, then one atomic rename
     try:
-      os.symlink(target, link + ".tmp")
-      os.replace(link + ".tmp", link)
-    except OSError:  # another process made it, or links are not allowed
-      if not os.path.exists(link):
-        return None
+      os.symlink(target, staged)
+    except OSError:  # no symbolic links (Windows without the privilege): a copy
+      shutil.copyfile(target, staged)
+    os.replace(staged, link)
   return here
 
 
@@ -57,7 +58,10 @@ def _nvimgcodec():
         _module = False
         spec = importlib.util.find_spec("nvidia.nvimgcodec") if importlib.util.find_spec("nvidia") else None
         if spec is not None and spec.submodule_search_locations:
-          where = _cpu_extension_dir(list(spec.submodule_search_locations)[0])
+          try:
+            where = _cpu_extension_dir(list(spec.submodule_search_locations)[0])
+          except OSError:  # an unwritable temporary directory: whole images through PIL
+            where = None
           if where is not None:
             os.environ.setdefault("NVIMGCODEC_EXTENSIONS_PATH", where)
             os.environ.setdefault("PYNVIMGCODEC_VERBOSITY", "0")   # failures become our DecodeError
