@@ -53,24 +53,30 @@ def _cpu_extension_dir(package_dir: str) -> str | None:
 def _nvimgcodec():
   global _module
   if _module is None:
-    with _lock:
+    with _lock:   # other threads wait here until the outcome is known (an early False would send them to PIL)
       if _module is None:
-        _module = False
-        spec = importlib.util.find_spec("nvidia.nvimgcodec") if importlib.util.find_spec("nvidia") else None
-        if spec is not None and spec.submodule_search_locations:
-          try:
-            where = _cpu_extension_dir(list(spec.submodule_search_locations)[0])
-          except OSError:  # an unwritable temporary directory: whole images through PIL
-            where = None
-          if where is not None:
-            os.environ.setdefault("NVIMGCODEC_EXTENSIONS_PATH", where)
-            os.environ.setdefault("PYNVIMGCODEC_VERBOSITY", "0")   # failures become our DecodeError
-            try:
-              from nvidia import nvimgcodec
-              _module = nvimgcodec
-            except (ImportError, OSError):
-              _module = False
+        _module = _load()
   return _module
+
+
+def _load():
+  """nvidia.nvimgcodec with only its CPU JPEG extension, or False where that cannot be had."""
+  spec = importlib.util.find_spec("nvidia.nvimgcodec") if importlib.util.find_spec("nvidia") else None
+  if spec is None or not spec.submodule_search_locations:
+    return False
+  try:
+    where = _cpu_extension_dir(list(spec.submodule_search_locations)[0])
+  except OSError:  # an unwritable temporary directory: whole images through PIL
+    return False
+  if where is None:
+    return False
+  os.environ.setdefault("NVIMGCODEC_EXTENSIONS_PATH", where)
+  os.environ.setdefault("PYNVIMGCODEC_VERBOSITY", "0")   # failures become our DecodeError
+  try:
+    from nvidia import nvimgcodec
+  except (ImportError, OSError):
+    return False
+  return nvimgcodec
 
 
 def available() -> bool:

@@ -118,3 +118,24 @@ def test_config_jpeg_regions_false_decodes_whole_images(photo, region_calls):
   maker.regions = True
   maker._augmented(0, np.random.default_rng(0))
   assert len(region_calls) == 1
+
+
+def test_threads_that_ask_while_the_decoder_loads_wait_for_it(monkeypatch):
+  """The first use from two threads at once (the eval pipeline's thread pool): the second thread waits
+  for the load and decodes windows too, instead of taking PIL's path (a grey level apart)."""
+  import threading
+  import time
+  loaded, started = jpeg_regions._nvimgcodec(), threading.Event()
+
+  def slow_load():
+    started.set()
+    time.sleep(0.3)
+    return loaded
+
+  monkeypatch.setattr(jpeg_regions, "_module", None)
+  monkeypatch.setattr(jpeg_regions, "_load", slow_load)
+  first = threading.Thread(target=jpeg_regions.available)
+  first.start()
+  started.wait()
+  assert jpeg_regions.available()        # asked while the first thread is still loading
+  first.join()
