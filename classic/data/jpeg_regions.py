@@ -22,6 +22,7 @@ import tempfile
 import threading
 
 import numpy as np
+from absl import logging
 
 _local = threading.local()
 _lock = threading.Lock()
@@ -66,15 +67,14 @@ def _load():
     return False
   try:
     where = _cpu_extension_dir(list(spec.submodule_search_locations)[0])
-  except OSError:  # an unwritable temporary directory: whole images through PIL
-    return False
-  if where is None:
-    return False
-  os.environ.setdefault("NVIMGCODEC_EXTENSIONS_PATH", where)
-  os.environ.setdefault("PYNVIMGCODEC_VERBOSITY", "0")   # failures become our DecodeError
-  try:
+    if where is None:
+      raise OSError("no libjpeg_turbo_ext in its extensions")
+    os.environ.setdefault("NVIMGCODEC_EXTENSIONS_PATH", where)
+    os.environ.setdefault("PYNVIMGCODEC_VERBOSITY", "0")   # failures become our DecodeError
     from nvidia import nvimgcodec
-  except (ImportError, OSError):
+  except (ImportError, OSError) as e:  # e.g. an unwritable temporary directory
+    logging.warning("nvImageCodec is installed but its CPU JPEG decoder cannot be loaded (%s): JPEGs are "
+                    "decoded whole, with PIL.", e)
     return False
   return nvimgcodec
 
