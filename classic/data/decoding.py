@@ -37,12 +37,16 @@ def _open(data: bytes) -> Image.Image:
   return image
 
 
+def _whole_pixels(needed: tuple[float, float]) -> tuple[int, int]:
+  """The (width, height) asked of PIL's draft mode for at least `needed` pixels."""
+  return max(1, int(np.ceil(needed[0]))), max(1, int(np.ceil(needed[1])))
+
+
 def _pixels(image: Image.Image, needed: tuple[float, float]) -> Image.Image:
   """`image` decoded at the smallest JPEG scale that keeps at least `needed` (width, height) pixels."""
   try:
     if image.format == "JPEG":
-      image.draft(image.mode if image.mode in ("L", "RGB") else "RGB",
-                  (max(1, int(np.ceil(needed[0]))), max(1, int(np.ceil(needed[1])))))
+      image.draft(image.mode if image.mode in ("L", "RGB") else "RGB", _whole_pixels(needed))
     mode = "L" if image.mode in ("L", "1", "I;16") else "RGB"
     if image.mode != mode:
       return image.convert(mode)
@@ -74,8 +78,8 @@ def _window(image: Image.Image, box: tuple[float, float, float, float], out: tup
   support_y = max((box[3] - box[1]) / out[1], 1.0)
   x0, y0 = max(0, int(np.floor(box[0] - support_x)) - 1), max(0, int(np.floor(box[1] - support_y)) - 1)
   x1, y1 = min(w, int(np.ceil(box[2] + support_x)) + 1), min(h, int(np.ceil(box[3] + support_y)) + 1)
-  scale = min(w // max(1, int(np.ceil(needed[0]))), h // max(1, int(np.ceil(needed[1]))))
-  scale = next((s for s in (8, 4, 2) if scale >= s), 1)   # the reduced scale PIL's draft mode would take
+  draft_w, draft_h = _whole_pixels(needed)   # the reduced scale _pixels' draft mode would take:
+  scale = next((s for s in (8, 4, 2) if min(w // draft_w, h // draft_h) >= s), 1)
   return (x0, y0, x1, y1) if (x1 - x0) * (y1 - y0) * scale * scale < w * h else None
 
 
@@ -95,7 +99,7 @@ def _resampled(data: bytes, image: Image.Image, box: tuple[float, float, float, 
     raise DecodeError(f"libjpeg-turbo cannot decode the region {window} of this {w} x {h} JPEG "
                       "(corrupt or truncated data)")
   shifted = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0)
-  return np.asarray(Image.fromarray(pixels).resize(out, Image.BILINEAR, box=shifted))
+  return _box_resize(Image.fromarray(pixels), (x1 - x0, y1 - y0), shifted, out)
 
 
 def _crop_of_resized(data: bytes, image: Image.Image, resized: tuple[int, int], x: int, y: int,

@@ -68,7 +68,7 @@ def _load():
   try:
     where = _cpu_extension_dir(list(spec.submodule_search_locations)[0])
     if where is None:
-      raise OSError("no libjpeg_turbo_ext in its extensions")
+      raise OSError(f"no {_EXTENSION} among its extensions")
     os.environ.setdefault("NVIMGCODEC_EXTENSIONS_PATH", where)
     os.environ.setdefault("PYNVIMGCODEC_VERBOSITY", "0")   # failures become our DecodeError
     from nvidia import nvimgcodec

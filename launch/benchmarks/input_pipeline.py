@@ -83,7 +83,6 @@ TF_RUNS = {"tf.data, antialiased": "1", "tf.data, no antialias": "0"}
 
 def classic_rate(folder: str, recipe: str, workers: int, batches: int, regions: bool = True) -> dict:
   """Images/s of classic's own pipeline for the recipe, as training runs it (classic.train.timing.input_speed)."""
-  from classic.data import jpeg_regions
   from classic.train import timing
   from configs import googlenet, resnet
   config = resnet.get_config("resnet50") if recipe == "imagenet" else googlenet.get_config("googlenet")
@@ -92,7 +91,7 @@ def classic_rate(folder: str, recipe: str, workers: int, batches: int, regions: 
   config.photometric, config.pca_lighting = 0.0, 0.0
   r = timing.input_speed(config, batches)
   return {"img_per_s": r["input_img_per_s"], "workers": r["input_workers"],
-          "regions": regions and jpeg_regions.available()}
+          "regions": r.get("input_jpeg_regions")}
 
 
 def _run(cmd: list[str]) -> dict:
@@ -153,7 +152,8 @@ def main(argv):
           for whole in ((False, True) if _WHOLE.value else (False,)):
             r = _run([sys.executable, "-m", "launch.benchmarks.input_pipeline",
                       f"--one={folder}:{recipe}:{w}:{int(not whole)}", f"--batches={_BATCHES.value}"])
-            regions = r.get("regions", regions) if not whole else regions
+            if not whole:
+              regions = r.get("regions", regions)
             key = f"{recipe}/classic, {w} workers" + (", whole images" if whole else "")
             results.setdefault(key, []).append(r.get("img_per_s") or float("nan"))
         for name, antialias in TF_RUNS.items():
